@@ -1,0 +1,50 @@
+package chunkserver
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"cellar/internal/clock"
+)
+
+// TestBackgroundScrubberDropsCorruptReplica: the scrubber goroutine, driven
+// by an injected clock, finds a flipped byte, drops the replica and queues
+// it for the next heartbeat's corrupt report.
+func TestBackgroundScrubberDropsCorruptReplica(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	s, err := Start(context.Background(), &Options{Dir: t.TempDir(), Masters: []string{"127.0.0.1:1"},
+		ScrubInterval: time.Minute, HeartbeatInterval: time.Hour, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.store.openForWrite(5, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendSync(t, s.store, c, 1, bytes.Repeat([]byte("scrub me"), 30000), true)
+	c.closeFiles()
+	b, _ := os.ReadFile(s.ChunkFile(5))
+	b[len(b)-1] ^= 1
+	os.WriteFile(s.ChunkFile(5), b, 0o644)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for s.corruptFound.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("scrubber never found the corrupt replica")
+		}
+		clk.Advance(time.Minute)
+		time.Sleep(5 * time.Millisecond) // let the scrubber goroutine run its pass
+	}
+	if len(s.Chunks()) != 0 {
+		t.Fatalf("corrupt replica still held: %v", s.Chunks())
+	}
+	s.corrMu.Lock()
+	defer s.corrMu.Unlock()
+	if len(s.corrupt) != 1 || s.corrupt[0] != 5 {
+		t.Fatalf("pending corrupt report %v, want [5]", s.corrupt)
+	}
+}

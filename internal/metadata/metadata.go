@@ -1,0 +1,138 @@
+// Package metadata defines the METADATA table's row keys and cells, shared by
+// the master (which creates and reassigns tablets), the tablet servers (which
+// commit splits) and the client (which locates tablets). See
+// docs/serving.md, "METADATA"; Bigtable §5.1.
+//
+// # Row key (part of the format; never change)
+//
+//	be64(table id) 0x01 end_row     a tablet with a bounded end row
+//	be64(table id) 0x02             the table's last tablet (unbounded end)
+//
+// so METADATA rows sort by table, then end row, with the unbounded tablet
+// last. The tablet of t holding row is the first METADATA row at or after
+// SearchKey(t, row).
+//
+// A tablet's start row is not stored: it is the previous METADATA row's end
+// row within the same table (empty for the first). Committing a split is then
+// one row write (the left daughter's row), which is atomic.
+//
+// Pure functions; safe for concurrent use.
+package metadata
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	datapb "cellar/proto/cellar/data/v1"
+)
+
+// TableID 0 is the METADATA table itself.
+const TableID uint64 = 0
+
+// Table is METADATA's name as clients see it.
+const Table = "METADATA"
+
+// Family and qualifiers of METADATA cells.
+const (
+	Family        = "info"
+	QualTablet    = "tablet" // a marshalled datapb.TabletDescriptor
+	QualLocation  = "loc"    // "<server id>\x00<address>" of the current assignment
+	QualSplitting = "split"  // a marshalled datapb.TabletDescriptor of the left daughter, during a split
+)
+
+const (
+	bounded   = 0x01
+	unbounded = 0x02
+)
+
+// ErrCorrupt is returned for METADATA bytes that do not decode.
+var ErrCorrupt = errors.New("cellar/metadata: corrupt METADATA entry")
+
+// RowKey is the METADATA row of the tablet of table with end row endRow
+// (nil or empty: the table's last tablet).
+func RowKey(table uint64, endRow []byte) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(endRow)), table)
+	if len(endRow) == 0 {
+		return append(k, unbounded)
+	}
+	k = append(k, bounded)
+	return append(k, endRow...)
+}
+
+// SearchKey is where a scan of METADATA starts to find the tablet of table
+// holding row: the first METADATA row >= SearchKey whose end row is > row.
+// Because end rows are exclusive, that is the first row strictly greater
+// than RowKey(table, row): SearchKey returns RowKey(table, row) + 0x00.
+func SearchKey(table uint64, row []byte) []byte {
+	return append(RowKey(table, row), 0)
+}
+
+// TableStart and TableEnd bound every METADATA row of table: [start, end).
+func TableStart(table uint64) []byte { return binary.BigEndian.AppendUint64(nil, table) }
+
+// TableEnd is the first key after every METADATA row of table.
+func TableEnd(table uint64) []byte { return binary.BigEndian.AppendUint64(nil, table+1) }
+
+// ParseRowKey splits a METADATA row key into table id and end row (nil for
+// the unbounded tablet).
+func ParseRowKey(k []byte) (table uint64, endRow []byte, err error) {
+	if len(k) < 9 {
+		return 0, nil, fmt.Errorf("%w: row key of %d bytes", ErrCorrupt, len(k))
+	}
+	table = binary.BigEndian.Uint64(k)
+	switch k[8] {
+	case bounded:
+		if len(k) == 9 {
+			return 0, nil, fmt.Errorf("%w: bounded row key with an empty end row", ErrCorrupt)
+		}
+		return table, k[9:], nil
+	case unbounded:
+		if len(k) != 9 {
+			return 0, nil, fmt.Errorf("%w: unbounded row key with trailing bytes", ErrCorrupt)
+		}
+		return table, nil, nil
+	}
+	return 0, nil, fmt.Errorf("%w: row key marker %#x", ErrCorrupt, k[8])
+}
+
+// Contains reports whether row falls in [start, end) (empty end: unbounded).
+func Contains(start, end, row []byte) bool {
+	return bytes.Compare(row, start) >= 0 && (len(end) == 0 || bytes.Compare(row, end) < 0)
+}
+
+// EncodeTablet marshals a descriptor for the info:tablet cell.
+func EncodeTablet(d *datapb.TabletDescriptor) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(d)
+	if err != nil {
+		// Marshal of a well-formed message cannot fail; a nil message is a bug.
+		panic(fmt.Sprintf("cellar/metadata: marshal tablet descriptor: %v", err))
+	}
+	return b
+}
+
+// DecodeTablet unmarshals an info:tablet cell.
+func DecodeTablet(b []byte) (*datapb.TabletDescriptor, error) {
+	d := new(datapb.TabletDescriptor)
+	if err := proto.Unmarshal(b, d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return d, nil
+}
+
+// EncodeLocation and DecodeLocation are the info:loc cell.
+func EncodeLocation(serverID, addr string) []byte {
+	return append(append([]byte(serverID), 0), addr...)
+}
+
+// DecodeLocation splits an info:loc cell.
+func DecodeLocation(b []byte) (serverID, addr string, err error) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", "", fmt.Errorf("%w: location without separator", ErrCorrupt)
+	}
+	return string(b[:i]), string(b[i+1:]), nil
+}

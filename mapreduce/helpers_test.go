@@ -1,0 +1,8 @@
+package mapreduce_test
+
+import (
+	"io"
+	"log/slog"
+)
+
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))

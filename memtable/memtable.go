@@ -1,0 +1,264 @@
+package memtable
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"sync/atomic"
+)
+
+const (
+	// maxHeight bounds a tower. With a branching factor of 4 a list of
+	// 4^19 (over 10^11) entries still has its expected shape.
+	maxHeight = 20
+	// nodeHeaderSize is keyLen, valueLen and height, each a uint32.
+	nodeHeaderSize = 12
+	linkSize       = 4
+)
+
+// Memtable is a sorted in-memory buffer of (key, value) entries, keys
+// compared with bytes.Compare and unique. It is a lock-free skiplist whose
+// nodes, keys and values live in one preallocated arena. Safe for
+// concurrent use: any number of goroutines may call Add and read through
+// iterators at the same time. Entries are never removed; the memtable is
+// dropped whole once flushed.
+type Memtable struct {
+	arena *arena
+	head  uint32 // offset of the head node: empty key, tower of maxHeight
+	// height is the tallest tower linked so far (1..maxHeight); searches
+	// start at height-1. It only grows.
+	height atomic.Uint32
+	count  atomic.Int64
+}
+
+// New returns an empty memtable whose arena of opts.ArenaSize bytes is
+// allocated now. nil opts means defaults. New panics if opts.Validate()
+// fails: an out-of-range arena size is a programming error, and callers that
+// take the size from configuration call Validate first.
+func New(opts *Options) *Memtable {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.Validate(); err != nil {
+		panic(err)
+	}
+	o = o.withDefaults()
+	m := &Memtable{arena: newArena(o.ArenaSize)}
+	head, ok := m.arena.alloc(nodeSize(maxHeight, 0, 0))
+	if !ok {
+		// Unreachable: MinArenaSize is far above the head node's size.
+		panic("cellar/memtable: arena too small for the head node")
+	}
+	m.initNode(head, maxHeight, nil, nil)
+	m.head = head
+	m.height.Store(1)
+	return m
+}
+
+// nodeSize is the number of arena bytes a node with a tower of height h and
+// the given key and value lengths takes, before alignment.
+func nodeSize(h, keyLen, valueLen int) uint64 {
+	return uint64(nodeHeaderSize) + uint64(h)*linkSize + uint64(keyLen) + uint64(valueLen)
+}
+
+// headOverhead is what a fresh memtable has already used: the reserved
+// prefix and the head node.
+const headOverhead = arenaAlign + nodeHeaderSize + maxHeight*linkSize
+
+// ArenaSizeFor returns the smallest Options.ArenaSize (bytes) with which an
+// entry of these key and value lengths is guaranteed to fit in a fresh
+// memtable, whatever height its tower is given. Add returns ErrTooLarge
+// exactly when ArenaSizeFor(len(key), len(value)) exceeds the arena size.
+// The result may be below MinArenaSize or above MaxArenaSize.
+func ArenaSizeFor(keyLen, valueLen int) int64 {
+	n := nodeSize(maxHeight, keyLen, valueLen)
+	n = (n + arenaAlign - 1) &^ (arenaAlign - 1)
+	return int64(headOverhead + n)
+}
+
+// Add copies key and value into the memtable. Safe to call from many
+// goroutines at once and concurrently with iterators. Errors:
+//   - ErrDuplicate (wrapped) if key is already present;
+//   - ErrTooLarge (wrapped) if the entry would not fit even in an empty
+//     memtable of this size (see ArenaSizeFor);
+//   - ErrArenaFull if it does not fit in the space left.
+//
+// On any error nothing visible was added. A nil or empty value is allowed.
+func (m *Memtable) Add(key, value []byte) error {
+	return m.add(key, value, randomHeight())
+}
+
+// add is Add with the tower height h (1..maxHeight) given.
+func (m *Memtable) add(key, value []byte, h int) error {
+	if need := ArenaSizeFor(len(key), len(value)); need > m.arena.capacity() {
+		return fmt.Errorf("%w: key %d bytes + value %d bytes needs an arena of %d bytes, have %d",
+			ErrTooLarge, len(key), len(value), need, m.arena.capacity())
+	}
+	var prev, next [maxHeight]uint32
+	listHeight := int(m.height.Load())
+	for i := maxHeight - 1; i >= listHeight; i-- {
+		prev[i], next[i] = m.head, nilOffset
+	}
+	before := m.head
+	for i := listHeight - 1; i >= 0; i-- {
+		var found bool
+		prev[i], next[i], found = m.findSpliceForLevel(key, i, before)
+		if found {
+			return duplicateError(key)
+		}
+		before = prev[i]
+	}
+
+	nd, ok := m.arena.alloc(nodeSize(h, len(key), len(value)))
+	if !ok {
+		return ErrArenaFull
+	}
+	m.initNode(nd, h, key, value)
+
+	// Raise the list height first so that searches started after the node
+	// is linked at its upper levels descend through them.
+	for cur := m.height.Load(); uint32(h) > cur; cur = m.height.Load() {
+		if m.height.CompareAndSwap(cur, uint32(h)) {
+			break
+		}
+	}
+
+	// Link bottom-up: once linked at level 0 the entry is in the memtable;
+	// the upper levels only speed up searches. A node reachable at level
+	// i+1 is therefore always linked at level i, which searches rely on.
+	for i := 0; i < h; i++ {
+		for {
+			m.next(nd, i).Store(next[i])
+			if m.next(prev[i], i).CompareAndSwap(next[i], nd) {
+				break
+			}
+			// Someone linked a node after prev[i] at this level: search
+			// again from prev[i], which is still before key (nodes are
+			// never removed).
+			var found bool
+			prev[i], next[i], found = m.findSpliceForLevel(key, i, prev[i])
+			if found && i == 0 {
+				// A concurrent Add of the same key won. Our node stays
+				// unreachable; its bytes are lost to the arena.
+				return duplicateError(key)
+			}
+		}
+	}
+	m.count.Add(1)
+	return nil
+}
+
+func duplicateError(key []byte) error {
+	const show = 64
+	if len(key) > show {
+		return fmt.Errorf("%w: %x... (%d bytes)", ErrDuplicate, key[:show], len(key))
+	}
+	return fmt.Errorf("%w: %x", ErrDuplicate, key)
+}
+
+// findSpliceForLevel walks level i from before (a node whose key is < key,
+// or the head) and returns the last node with a key < key and the node after
+// it (nilOffset at the end). found reports that the node after has exactly
+// key.
+func (m *Memtable) findSpliceForLevel(key []byte, i int, before uint32) (prev, next uint32, found bool) {
+	prev = before
+	for {
+		next = m.next(prev, i).Load()
+		if next == nilOffset {
+			return prev, next, false
+		}
+		switch c := bytes.Compare(m.key(next), key); {
+		case c < 0:
+			prev = next
+		case c == 0:
+			return prev, next, true
+		default:
+			return prev, next, false
+		}
+	}
+}
+
+// seekGE returns the first node with a key >= key at level 0, or nilOffset.
+func (m *Memtable) seekGE(key []byte) uint32 {
+	prev := m.head
+	var next uint32
+	for i := int(m.height.Load()) - 1; i >= 0; i-- {
+		var found bool
+		prev, next, found = m.findSpliceForLevel(key, i, prev)
+		if found {
+			return next
+		}
+	}
+	return next
+}
+
+// randomHeight draws a tower height: P(h > k) = 4^-k, capped at maxHeight.
+// Each pair of trailing zero bits of a uniform word has probability 1/4.
+func randomHeight() int {
+	return 1 + min(bits.TrailingZeros64(rand.Uint64())/2, maxHeight-1)
+}
+
+// initNode writes a node's header, empty tower, key and value at off. The
+// node is not yet reachable, so plain writes are fine: it is published by
+// the CAS that links it, which orders these writes before any reader that
+// finds it.
+func (m *Memtable) initNode(off uint32, h int, key, value []byte) {
+	buf := m.arena.buf
+	binary.LittleEndian.PutUint32(buf[off:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(buf[off+4:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(buf[off+8:], uint32(h))
+	for i := range h {
+		m.next(off, i).Store(nilOffset)
+	}
+	kv := off + nodeHeaderSize + uint32(h)*linkSize
+	copy(buf[kv:], key)
+	copy(buf[kv+uint32(len(key)):], value)
+}
+
+// next returns the level-i link of the node at off.
+func (m *Memtable) next(off uint32, i int) *atomic.Uint32 {
+	return m.arena.uint32At(off + nodeHeaderSize + uint32(i)*linkSize)
+}
+
+// keyValue returns the key and value of the node at off, as slices of the
+// arena capped to their length (an append by the caller copies).
+func (m *Memtable) keyValue(off uint32) (key, value []byte) {
+	buf := m.arena.buf
+	kl := binary.LittleEndian.Uint32(buf[off:])
+	vl := binary.LittleEndian.Uint32(buf[off+4:])
+	h := binary.LittleEndian.Uint32(buf[off+8:])
+	k := off + nodeHeaderSize + h*linkSize
+	v := k + kl
+	return buf[k:v:v], buf[v : v+vl : v+vl]
+}
+
+func (m *Memtable) key(off uint32) []byte {
+	buf := m.arena.buf
+	kl := binary.LittleEndian.Uint32(buf[off:])
+	h := binary.LittleEndian.Uint32(buf[off+8:])
+	k := off + nodeHeaderSize + h*linkSize
+	return buf[k : k+kl : k+kl]
+}
+
+// NewIter returns an unpositioned iterator over the memtable: call First or
+// SeekGE. It sees every entry whose Add returned before NewIter was called,
+// and may or may not see entries added while it is in use. The iterator is
+// for one goroutine; many iterators may be used at once alongside Add.
+func (m *Memtable) NewIter() *Iterator { return &Iterator{m: m} }
+
+// Size returns the bytes used in the arena, including node overhead and the
+// head node; compare it with the arena size for flush decisions. Safe for
+// concurrent use.
+func (m *Memtable) Size() int64 { return m.arena.size() }
+
+// Capacity returns the arena size in bytes (Options.ArenaSize with defaults).
+func (m *Memtable) Capacity() int64 { return m.arena.capacity() }
+
+// Len returns the number of entries added. Safe for concurrent use.
+func (m *Memtable) Len() int { return int(m.count.Load()) }
+
+// Empty reports whether no entry has been added.
+func (m *Memtable) Empty() bool { return m.count.Load() == 0 }

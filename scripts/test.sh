@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"). Runs, in order:
+#   gofmt and go vet, the generated-code check, the unit/integration tests
+#   with -race, every fuzz target for a bounded time, and the nested
+#   benchmark/adapter modules' tests.
+# Environment: FUZZTIME (default 10s per target), RACE=0 to drop -race,
+# SHORT=1 to pass -short.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-10s}
+race=-race; [ "${RACE:-1}" = 0 ] && race=
+short=; [ "${SHORT:-0}" = 1 ] && short=-short
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.go$') 2>/dev/null || true)
+if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+if ls proto/*/ >/dev/null 2>&1 && find proto -name '*.proto' | grep -q .; then
+  echo "== generated code"
+  scripts/genproto.sh --check
+fi
+
+echo "== go test $race $short"
+go test $race $short -timeout 20m ./...
+
+echo "== fuzz ($FUZZTIME per target)"
+while IFS= read -r line; do
+  file=${line%%:*}; fn=${line#*:func }; fn=${fn%%(*}
+  pkg=./$(dirname "$file")
+  echo "-- $fn ($pkg)"
+  out=$(mktemp)
+  if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$FUZZTIME" "$pkg" >"$out" 2>&1; then
+    cat "$out"; rm -f "$out"
+    echo "fuzz target $fn failed; a failing input is saved under $pkg/testdata/fuzz/$fn"
+    exit 1
+  fi
+  tail -n 3 "$out"; rm -f "$out"
+done < <(git grep -n -E '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' -- '*_test.go' | cut -d: -f1,3-)
+
+for mod in $(git ls-files '*/go.mod' | xargs -r -n1 dirname); do
+  echo "== nested module $mod"
+  (cd "$mod" && go vet ./... && go test $short -timeout 20m ./...)
+done
+echo "== all tests passed"

@@ -1,0 +1,355 @@
+package tablet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"cellar/internal/keys"
+)
+
+// Cell is one version of a column.
+type Cell struct {
+	Family    string
+	Qualifier []byte
+	Timestamp int64 // µs
+	Value     []byte
+}
+
+// Row is a row's cells in the cell order: family, qualifier ascending,
+// timestamp descending.
+type Row struct {
+	Key   []byte
+	Cells []Cell
+}
+
+// Column names one column.
+type Column struct {
+	Family    string
+	Qualifier []byte
+}
+
+// ReadOptions filters what a read returns; the zero value returns every
+// visible version of every family that the GC policy keeps.
+type ReadOptions struct {
+	// Families and Columns select cells: with neither, all of them; else a
+	// cell is returned when its family is in Families or its column is in
+	// Columns.
+	Families []string
+	Columns  []Column
+	// TimeRange keeps versions with timestamps in [Start, End) (End 0 =
+	// unbounded).
+	TimeRange keys.TimeRange
+	// MaxVersions keeps the newest n versions per column within TimeRange
+	// (0 = all).
+	MaxVersions int
+}
+
+// ScanOptions selects the rows of a Scan.
+type ScanOptions struct {
+	// Start and End bound the rows: [Start, End) intersected with the
+	// tablet's range; nil = unbounded.
+	Start, End []byte
+	Read       ReadOptions
+	// Limit stops the scan after this many rows (0 = no limit).
+	Limit int
+}
+
+// readPlan is a validated ReadOptions.
+type readPlan struct {
+	families []string        // families to read, sorted
+	sel      map[string]bool // the same as a set
+	all      map[string]bool // families read whole
+	columns  map[string]bool // family + "\x00" + qualifier
+	tr       keys.TimeRange
+	maxVer   int
+}
+
+func (t *Tablet) plan(ro *ReadOptions) (*readPlan, error) {
+	if ro == nil || (len(ro.Families) == 0 && len(ro.Columns) == 0 && ro.TimeRange == (keys.TimeRange{}) && ro.MaxVersions == 0) {
+		// The plan of the zero ReadOptions is made once and shared
+		// (plans are read-only).
+		t.allPlanOnce.Do(func() { t.allPlan, _ = t.makePlan(&ReadOptions{}) })
+		return t.allPlan, nil
+	}
+	return t.makePlan(ro)
+}
+
+func (t *Tablet) makePlan(ro *ReadOptions) (*readPlan, error) {
+	p := &readPlan{all: map[string]bool{}, tr: ro.TimeRange, maxVer: ro.MaxVersions}
+	if ro.MaxVersions < 0 || ro.TimeRange.Start < 0 || ro.TimeRange.End < 0 {
+		return nil, fmt.Errorf("%w: negative read option", keys.ErrInvalid)
+	}
+	check := func(f string) error {
+		if t.fam[f] == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownFamily, f)
+		}
+		return nil
+	}
+	sel := map[string]bool{}
+	if len(ro.Families) == 0 && len(ro.Columns) == 0 {
+		for _, f := range t.lim.families {
+			p.all[f], sel[f] = true, true
+		}
+	}
+	for _, f := range ro.Families {
+		if err := check(f); err != nil {
+			return nil, err
+		}
+		p.all[f], sel[f] = true, true
+	}
+	for _, c := range ro.Columns {
+		if err := check(c.Family); err != nil {
+			return nil, err
+		}
+		if p.columns == nil {
+			p.columns = map[string]bool{}
+		}
+		p.columns[c.Family+"\x00"+string(c.Qualifier)] = true
+		sel[c.Family] = true
+	}
+	p.families, p.sel = sortedKeys(sel), sel
+	return p, nil
+}
+
+// rowAssembler turns the merged entries of a key range into rows: the
+// resolver decides what is visible, then the family's GC policy, the
+// column selection, the time range and MaxVersions filter it.
+type rowAssembler struct {
+	t      *Tablet
+	p      *readPlan
+	res    *resolver
+	now    int64
+	rowPfx []byte // row prefix of the row being assembled
+	row    *Row
+	col    []byte // column prefix of the last reported version
+	ncol   int    // versions kept in col
+	famPfx []byte // family prefix of the last entry
+	fam    string // that family's name (the schema's string: no allocation per cell)
+	famOK  bool   // whether that family is selected
+	gc     GCPolicy
+}
+
+func (t *Tablet) newAssembler(p *readPlan, snap keys.SeqNum) *rowAssembler {
+	return &rowAssembler{t: t, p: p, res: newResolver(snap), now: t.opts.Clock.Now().UnixMicro()}
+}
+
+// add consumes one entry. When the entry begins a new row, the finished
+// previous row (if it has cells) is returned.
+func (a *rowAssembler) add(key, value []byte) (*Row, error) {
+	var done *Row
+	rp := keys.RowPrefixLen(key)
+	if rp < 0 {
+		return nil, fmt.Errorf("%w: malformed key %x", ErrCorrupt, key)
+	}
+	if !bytes.Equal(key[:rp], a.rowPfx) {
+		done = a.finish()
+		a.rowPfx = append(a.rowPfx[:0], key[:rp]...)
+	}
+	fp := keys.FamilyPrefixLen(key)
+	if fp <= rp {
+		return done, fmt.Errorf("%w: malformed key %x", ErrCorrupt, key)
+	}
+	if !bytes.Equal(key[:fp], a.famPfx) {
+		a.famPfx = append(a.famPfx[:0], key[:fp]...)
+		name := key[rp : fp-1]
+		a.fam, a.famOK = string(name), false
+		if f := a.t.fam[string(name)]; f != nil {
+			a.fam, a.gc = f.Name, f.GC
+			a.famOK = a.p.sel[f.Name]
+		}
+	}
+	if !a.famOK {
+		return done, nil
+	}
+	v, visible, err := a.res.add(key, value)
+	if err != nil || !visible || a.gc.Garbage(v.idx, v.ts, a.now) || !a.p.tr.Contains(v.ts) {
+		return done, err
+	}
+	qual, err := keys.QualifierAt(key, fp)
+	if err != nil {
+		return done, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if !a.p.all[a.fam] && !a.p.columns[a.fam+"\x00"+string(qual)] {
+		return done, nil
+	}
+	col := key[:len(key)-keys.TrailerLen]
+	if !bytes.Equal(col, a.col) {
+		a.col, a.ncol = append(a.col[:0], col...), 0
+	}
+	if a.p.maxVer > 0 && a.ncol >= a.p.maxVer {
+		return done, nil
+	}
+	a.ncol++
+	if a.row == nil {
+		k, err := keys.Decode(key)
+		if err != nil {
+			return done, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		a.row = &Row{Key: append([]byte{}, k.Row...), Cells: make([]Cell, 0, 4)}
+	}
+	// One allocation holds the cell's qualifier and value.
+	buf := make([]byte, len(qual)+len(value))
+	copy(buf, qual)
+	copy(buf[len(qual):], value)
+	a.row.Cells = append(a.row.Cells, Cell{
+		Family:    a.fam,
+		Qualifier: buf[:len(qual):len(qual)],
+		Timestamp: v.ts,
+		Value:     buf[len(qual):],
+	})
+	return done, nil
+}
+
+// finish returns the row being assembled (nil if it has no cells) and
+// starts over.
+func (a *rowAssembler) finish() *Row {
+	r := a.row
+	a.row = nil
+	return r
+}
+
+// ReadRow returns the row's visible cells selected by ro, or (nil, nil)
+// when it has none. It reads a consistent snapshot: every Apply that
+// returned before the call, all or nothing of any concurrent one.
+func (t *Tablet) ReadRow(ctx context.Context, row []byte, ro *ReadOptions) (*Row, error) {
+	if err := keys.ValidateRow(row); err != nil {
+		return nil, err
+	}
+	if err := t.checkRow(row); err != nil {
+		return nil, err
+	}
+	p, err := t.plan(ro)
+	if err != nil {
+		return nil, err
+	}
+	rs, snap, err := t.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer rs.unref()
+	a := t.newAssembler(p, snap)
+	rowPfx := keys.AppendRowPrefix(nil, row)
+	// With one column asked for, a table is consulted only if its filter
+	// may hold that column or the family's delete marker, which sits at
+	// the column with the empty qualifier (a row delete is one per family).
+	var colPfx, markerPfx []byte
+	if len(p.columns) == 1 && len(p.all) == 0 {
+		for _, c := range ro.Columns {
+			colPfx = keys.AppendColumnPrefix(nil, row, c.Family, c.Qualifier)
+			markerPfx = keys.AppendColumnPrefix(nil, row, c.Family, nil)
+		}
+	}
+	// Each family is a separate key range; a family's tables are consulted
+	// only if their Bloom filter may hold the row.
+	for _, fam := range p.families {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		children := t.memIters(rs)
+		for _, tb := range rs.tables[fam] {
+			if tb.r.MayContain(rowPfx) && (colPfx == nil || tb.r.MayContain(colPfx) || tb.r.MayContain(markerPfx)) {
+				children = append(children, tb.r.NewIter())
+			}
+		}
+		famPfx := keys.AppendFamilyPrefix(nil, row, fam)
+		mi := newMergingIter(children)
+		for ok := mi.SeekGE(famPfx); ok && bytes.HasPrefix(mi.Key(), famPfx); ok = mi.Next() {
+			if _, err = a.add(mi.Key(), mi.Value()); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = mi.Error()
+		}
+		if cerr := mi.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cellar/tablet: read row: %w", err)
+		}
+	}
+	return a.finish(), nil
+}
+
+func (t *Tablet) memIters(rs *readState) []internalIterator {
+	out := make([]internalIterator, 0, len(rs.mems)+4)
+	for _, m := range rs.mems {
+		if !m.m.Empty() {
+			out = append(out, m.m.NewIter())
+		}
+	}
+	return out
+}
+
+// Scan calls fn with each row of [so.Start, so.End) (within the tablet's
+// range) that has selected cells, in row order, until fn returns false, the
+// Limit is reached, or ctx ends. Each row is read atomically; the scan as a
+// whole reads one snapshot taken at its start. fn may call the tablet's
+// methods.
+func (t *Tablet) Scan(ctx context.Context, so *ScanOptions, fn func(*Row) bool) error {
+	if so == nil {
+		so = &ScanOptions{}
+	}
+	if so.Limit < 0 {
+		return fmt.Errorf("%w: negative limit", keys.ErrInvalid)
+	}
+	p, err := t.plan(&so.Read)
+	if err != nil {
+		return err
+	}
+	start, end := so.Start, so.End
+	if t.opts.StartRow != nil && (start == nil || string(start) < string(t.opts.StartRow)) {
+		start = t.opts.StartRow
+	}
+	if t.opts.EndRow != nil && (end == nil || string(end) > string(t.opts.EndRow)) {
+		end = t.opts.EndRow
+	}
+	if start != nil && end != nil && string(start) >= string(end) {
+		return nil
+	}
+	rs, snap, err := t.acquire()
+	if err != nil {
+		return err
+	}
+	defer rs.unref()
+	children := t.memIters(rs)
+	for _, fam := range p.families {
+		for _, tb := range rs.tables[fam] {
+			children = append(children, tb.r.NewIter())
+		}
+	}
+	mi := newMergingIter(children)
+	defer mi.Close()
+	lo, hi := rowBounds(start, end)
+	a := t.newAssembler(p, snap)
+	rows := 0
+	emit := func(r *Row) bool {
+		if r == nil {
+			return true
+		}
+		rows++
+		return fn(r) && (so.Limit == 0 || rows < so.Limit)
+	}
+	ok := mi.seekLo(lo)
+	for n := 0; ok; ok = mi.Next() {
+		if n++; n%256 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if hi != nil && bytes.Compare(mi.Key(), hi) >= 0 {
+			break
+		}
+		r, err := a.add(mi.Key(), mi.Value())
+		if err != nil {
+			return fmt.Errorf("cellar/tablet: scan: %w", err)
+		}
+		if !emit(r) {
+			return nil
+		}
+	}
+	if err := mi.Error(); err != nil {
+		return fmt.Errorf("cellar/tablet: scan: %w", err)
+	}
+	emit(a.finish())
+	return nil
+}

@@ -1,0 +1,147 @@
+package tablet
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"cellar/dfs"
+	"cellar/dfs/local"
+	"cellar/dfs/memfs"
+)
+
+func benchTablet(b *testing.B, fs dfs.FS) *Tablet {
+	b.Helper()
+	tab, err := Open(context.Background(), &Options{
+		FS: fs, Dir: "t", Families: []FamilyOptions{{Name: "a"}, {Name: "b", GC: MaxVersions(1)}},
+		MemtableSize: 16 << 20, Logger: discardLogger(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tab.Close() })
+	return tab
+}
+
+func benchRow(i int) []byte { return []byte(fmt.Sprintf("user%012d", i*7919%1000003)) }
+
+// BenchmarkApply: one row of two 100-byte cells per Apply.
+func BenchmarkApply(b *testing.B) {
+	val := make([]byte, 100)
+	for _, c := range []struct {
+		name string
+		fs   func(*testing.B) dfs.FS
+		dur  Durability
+		par  bool
+	}{
+		{"memfs/skiplog", memFS, SkipLog, false},
+		{"memfs/async", memFS, Async, false},
+		{"memfs/sync", memFS, Sync, false},
+		{"local/sync", localFS, Sync, false},
+		{"local/sync/parallel", localFS, Sync, true},
+		{"local/async/parallel", localFS, Async, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tab := benchTablet(b, c.fs(b))
+			ctx := context.Background()
+			wo := &WriteOptions{Durability: c.dur}
+			apply := func(i int) {
+				muts := []Mutation{SetCell("a", []byte("x"), ServerTime, val), SetCell("b", []byte("y"), ServerTime, val)}
+				if err := tab.Apply(ctx, benchRow(i), muts, wo); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.SetBytes(2 * int64(len(val)))
+			b.ResetTimer()
+			if !c.par {
+				for i := 0; b.Loop(); i++ {
+					apply(i)
+				}
+				return
+			}
+			b.SetParallelism(16)
+			var n atomicCounter
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					apply(n.next())
+				}
+			})
+		})
+	}
+}
+
+func memFS(*testing.B) dfs.FS { return memfs.New() }
+
+func localFS(b *testing.B) dfs.FS {
+	fs, err := local.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fs
+}
+
+// loadBench writes n rows; flushed=true leaves them in SSTables after a
+// major compaction (one table per family), else in the memtable.
+func loadBench(b *testing.B, n int, flushed bool) *Tablet {
+	tab := benchTablet(b, memfs.New())
+	ctx := context.Background()
+	val := make([]byte, 100)
+	for i := 0; i < n; i++ {
+		muts := []Mutation{SetCell("a", []byte("x"), 1, val), SetCell("a", []byte("x"), 2, val), SetCell("b", []byte("y"), 1, val)}
+		if err := tab.Apply(ctx, benchRow(i), muts, &WriteOptions{Durability: SkipLog}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if flushed {
+		if err := tab.Compact(ctx, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tab
+}
+
+// BenchmarkReadRow: point reads of present and absent rows among 20000.
+func BenchmarkReadRow(b *testing.B) {
+	const rows = 20000
+	for _, flushed := range []bool{false, true} {
+		for _, hit := range []bool{true, false} {
+			b.Run(fmt.Sprintf("sstable=%v/hit=%v", flushed, hit), func(b *testing.B) {
+				tab := loadBench(b, rows, flushed)
+				ctx := context.Background()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					row := benchRow(i % rows)
+					if !hit {
+						row = append(row, '!')
+					}
+					r, err := tab.ReadRow(ctx, row, nil)
+					if err != nil || (r != nil) != hit {
+						b.Fatalf("ReadRow = %v, %v", r, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkScan: full scans of 5000 rows of three cells.
+func BenchmarkScan(b *testing.B) {
+	const rows = 5000
+	for _, flushed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sstable=%v", flushed), func(b *testing.B) {
+			tab := loadBench(b, rows, flushed)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				n := 0
+				if err := tab.Scan(ctx, nil, func(*Row) bool { n++; return true }); err != nil || n != rows {
+					b.Fatalf("Scan = %d rows, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+		})
+	}
+}
