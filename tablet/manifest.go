@@ -223,7 +223,9 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
+	// Only the minimal encoding is accepted (no trailing 0x80 ... 0x00
+	// padding), so that every decoded value has exactly one encoding.
+	if n <= 0 || n > 1 && d.b[d.off+n-1] == 0 {
 		d.fail("varint")
 		return 0
 	}
