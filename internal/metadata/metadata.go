@@ -136,3 +136,40 @@ func DecodeLocation(b []byte) (serverID, addr string, err error) {
 	}
 	return string(b[:i]), string(b[i+1:]), nil
 }
+
+// The two tablets of METADATA (docs/serving.md): the root tablet holds the
+// rows of METADATA's own tablets and never splits; the META tablet holds
+// the rows of every user tablet.
+const (
+	RootTabletID uint64 = 1
+	MetaTabletID uint64 = 2
+)
+
+// Schema is METADATA's schema: one family keeping the latest version.
+func Schema() *datapb.TableSchema {
+	return &datapb.TableSchema{
+		Name:    Table,
+		TableId: TableID,
+		Families: []*datapb.ColumnFamily{{
+			Name:   Family,
+			GcRule: &datapb.GcRule{Rule: &datapb.GcRule_MaxNumVersions{MaxNumVersions: 1}},
+		}},
+	}
+}
+
+// RootTablet and MetaTablet are the fixed descriptors of METADATA's tablets.
+func RootTablet() *datapb.TabletDescriptor {
+	return &datapb.TabletDescriptor{TableId: TableID, TabletId: RootTabletID, EndRow: TableEnd(TableID),
+		Dir: TabletDir(TableID, RootTabletID), State: datapb.TabletState_TABLET_STATE_NORMAL}
+}
+
+// MetaTablet is the descriptor of the tablet holding user tablets' rows.
+func MetaTablet() *datapb.TabletDescriptor {
+	return &datapb.TabletDescriptor{TableId: TableID, TabletId: MetaTabletID, StartRow: TableEnd(TableID),
+		Dir: TabletDir(TableID, MetaTabletID), State: datapb.TabletState_TABLET_STATE_NORMAL}
+}
+
+// TabletDir is a tablet's directory in the file system.
+func TabletDir(table, tablet uint64) string {
+	return fmt.Sprintf("tables/%d/tablets/%d", table, tablet)
+}
