@@ -173,3 +173,10 @@ func MetaTablet() *datapb.TabletDescriptor {
 func TabletDir(table, tablet uint64) string {
 	return fmt.Sprintf("tables/%d/tablets/%d", table, tablet)
 }
+
+// CellTimestamp is the timestamp of every METADATA cell. The family keeps
+// one version and every writer (master, splitting servers) uses the same
+// timestamp, so the write with the highest sequence number wins: server
+// clocks, which differ between the servers a METADATA tablet moves across,
+// never decide which location is current.
+const CellTimestamp int64 = 0
