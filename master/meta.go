@@ -1,0 +1,167 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"cellar/internal/metadata"
+	datapb "cellar/proto/cellar/data/v1"
+	tabletpb "cellar/proto/cellar/tablet/v1"
+)
+
+// metaRow is one METADATA row to write: a tablet's descriptor and, if
+// serverID is set, its location.
+type metaRow struct {
+	desc           *datapb.TabletDescriptor
+	serverID, addr string
+	delete         bool // delete the row instead
+}
+
+// metaServer returns the address of the server holding METADATA row key.
+func (t *term) metaServer(key []byte) (string, error) {
+	id := metadata.MetaTabletID
+	if bytes.Compare(key, metadata.TableEnd(metadata.TableID)) < 0 {
+		id = metadata.RootTabletID
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ti := t.tablets[id]
+	if ti == nil || ti.server == "" || t.servers[ti.server] == nil {
+		return "", fmt.Errorf("METADATA tablet %d is not assigned", id)
+	}
+	return t.servers[ti.server].addr, nil
+}
+
+func setCell(qual string, value []byte) *datapb.Mutation {
+	return &datapb.Mutation{Mutation: &datapb.Mutation_SetCell_{SetCell: &datapb.Mutation_SetCell{
+		Family: metadata.Family, Qualifier: []byte(qual), Timestamp: metadata.CellTimestamp, Value: value}}}
+}
+
+// writeMeta writes METADATA rows with sync durability, grouped by the
+// METADATA tablet that holds them.
+func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
+	groups := map[string]*tabletpb.MutateRowsRequest{}
+	for _, r := range rows {
+		key := metadata.RowKey(r.desc.TableId, r.desc.EndRow)
+		addr, err := t.metaServer(key)
+		if err != nil {
+			return err
+		}
+		var muts []*datapb.Mutation
+		if r.delete {
+			muts = []*datapb.Mutation{{Mutation: &datapb.Mutation_DeleteFromRow_{DeleteFromRow: &datapb.Mutation_DeleteFromRow{}}}}
+		} else {
+			muts = []*datapb.Mutation{setCell(metadata.QualTablet, metadata.EncodeTablet(stripServer(r.desc)))}
+			var loc []byte
+			if r.serverID != "" {
+				loc = metadata.EncodeLocation(r.serverID, r.addr)
+			}
+			muts = append(muts, setCell(metadata.QualLocation, loc))
+		}
+		g := groups[addr]
+		if g == nil {
+			g = &tabletpb.MutateRowsRequest{TableId: metadata.TableID}
+			groups[addr] = g
+		}
+		g.Entries = append(g.Entries, &tabletpb.MutateRowsRequest_Entry{RowKey: key, Mutations: muts})
+	}
+	for addr, req := range groups {
+		cl, err := t.m.conns.server(addr)
+		if err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
+		resp, err := cl.MutateRows(rctx, req)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("write METADATA on %s: %w", addr, err)
+		}
+		for i, r := range resp.Results {
+			if r.Code != 0 {
+				return fmt.Errorf("write METADATA row %d on %s: %s (%s)", i, addr, r.Message, r.Reason)
+			}
+		}
+	}
+	return nil
+}
+
+// scanMetaIfDirty reads every user tablet's row from the META tablet and
+// merges them into the state: new tablets arrive unassigned (a server that
+// serves one reports it in its status, which follows the scan), known
+// ones take the row's range.
+func (t *term) scanMetaIfDirty(ctx context.Context) error {
+	t.mu.Lock()
+	dirty := t.metaDirty
+	t.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	addr, err := t.metaServer(metadata.TableEnd(metadata.TableID))
+	if err != nil {
+		return err
+	}
+	cl, err := t.m.conns.server(addr)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
+	defer cancel()
+	stream, err := cl.ReadRows(rctx, &tabletpb.ReadRowsRequest{TableId: metadata.TableID, Rows: &datapb.RowSet{
+		RowRanges: []*datapb.RowRange{{StartKey: metadata.TableEnd(metadata.TableID)}}}})
+	if err != nil {
+		return err
+	}
+	var descs []*datapb.TabletDescriptor
+	var prevTable uint64
+	var prevEnd []byte
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read METADATA: %w", err)
+		}
+		for _, row := range resp.Rows {
+			table, end, err := metadata.ParseRowKey(row.Key)
+			if err != nil {
+				t.m.log.Error("corrupt METADATA row key; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
+				continue
+			}
+			var d *datapb.TabletDescriptor
+			for _, c := range row.Cells {
+				if c.Family == metadata.Family && string(c.Qualifier) == metadata.QualTablet {
+					d, err = metadata.DecodeTablet(c.Value)
+					if err != nil {
+						t.m.log.Error("corrupt METADATA tablet cell; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
+					}
+				}
+			}
+			if d == nil {
+				continue
+			}
+			d.TableId, d.EndRow, d.StartRow = table, end, nil
+			if table == prevTable && prevEnd != nil {
+				d.StartRow = prevEnd
+			}
+			prevTable, prevEnd = table, end
+			descs = append(descs, d)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, d := range descs {
+		if ti := t.tablets[d.TabletId]; ti != nil {
+			if !ti.busy {
+				ti.desc = stripServer(d)
+			}
+			continue
+		}
+		t.tablets[d.TabletId] = &tabletInfo{desc: stripServer(d)}
+	}
+	t.metaDirty = false
+	return nil
+}
