@@ -1,0 +1,361 @@
+// Package testcluster runs a whole Cellar cluster in one process for tests
+// and benchmarks: a lock service, a file system (the replicated dfs with
+// three chunkservers, or memory), masters and tablet servers on loopback
+// ports, each with its own lock-service session and connections, so that a
+// test can kill, pause and restart any of them (etcd's integration cluster,
+// HBase's MiniHBaseCluster).
+//
+// Killing a tablet server is abrupt: its session is cut off (so it expires
+// on the lock service instead of being closed), its gRPC server stops, and
+// it stops serving without flushing anything; its commit log is left for
+// the master to recover, exactly as after a SIGKILL. Pausing cuts its
+// session and its clients' connections but leaves it running, as a network
+// partition or a long GC pause would.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"cellar/dfs"
+	"cellar/dfs/dfscluster"
+	"cellar/dfs/memfs"
+	"cellar/internal/metaclient"
+	"cellar/lock"
+	"cellar/lock/locktest"
+	"cellar/master"
+	masterpb "cellar/proto/cellar/master/v1"
+	tabletpb "cellar/proto/cellar/tablet/v1"
+	"cellar/tabletserver"
+)
+
+// Options configure a Cluster; zero values mean the defaults.
+type Options struct {
+	// Servers is the number of tablet servers; default 3.
+	Servers int
+	// Masters is the number of masters; default 2.
+	Masters int
+	// MemFS keeps files in memory instead of the replicated dfs (faster;
+	// no leases, so a paused server's writes are not fenced by the FS).
+	MemFS bool
+	// SplitSize of the tablet servers; default theirs.
+	SplitSize int64
+	// MemtableSize of the tablets; default 4 MiB.
+	MemtableSize int64
+	// Logger for every component; default: discard, or stderr at debug
+	// level when CELLAR_TEST_LOG is set.
+	Logger *slog.Logger
+}
+
+// Cluster is a running mini-cluster. Its methods are for the test
+// goroutine.
+type Cluster struct {
+	tb   testing.TB
+	opts Options
+	log  *slog.Logger
+
+	Lock *locktest.Cluster
+	dfsc *dfscluster.Cluster
+	mem  *memfs.FS
+
+	mu      sync.Mutex
+	Masters []*Master
+	Servers []*Server
+}
+
+// Master is one master process.
+type Master struct {
+	M      *master.Master
+	Addr   string
+	gs     *grpc.Server
+	part   *locktest.Partition
+	cancel context.CancelFunc
+	done   chan struct{}
+	killed bool
+}
+
+// Server is one tablet-server process.
+type Server struct {
+	TS     *tabletserver.Server
+	Addr   string
+	gs     *grpc.Server
+	lis    net.Listener
+	lc     *lock.Client
+	part   *locktest.Partition
+	fs     dfs.FS
+	fsc    *dfs.Client
+	meta   *metaclient.Client
+	killed bool
+}
+
+// Start starts a cluster and registers its shutdown with tb.Cleanup.
+func Start(tb testing.TB, opts Options) *Cluster {
+	tb.Helper()
+	if opts.Servers == 0 {
+		opts.Servers = 3
+	}
+	if opts.Masters == 0 {
+		opts.Masters = 2
+	}
+	if opts.MemtableSize == 0 {
+		opts.MemtableSize = 4 << 20
+	}
+	if opts.Logger == nil {
+		if os.Getenv("CELLAR_TEST_LOG") != "" {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		} else {
+			opts.Logger = slog.New(slog.DiscardHandler)
+		}
+	}
+	c := &Cluster{tb: tb, opts: opts, log: opts.Logger}
+	tb.Cleanup(c.Close)
+	dir := tb.TempDir()
+	lopts := locktest.FastOptions()
+	lopts.Logger = opts.Logger
+	lc, err := locktest.Start(1, dir+"/lock", lopts)
+	if err != nil {
+		tb.Fatalf("start lock service: %v", err)
+	}
+	c.Lock = lc
+	if opts.MemFS {
+		c.mem = memfs.New()
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		dc, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: dir + "/dfs", Chunkservers: 3, ChunkSize: 4 << 20, Logger: opts.Logger})
+		if err != nil {
+			tb.Fatalf("start dfs: %v", err)
+		}
+		c.dfsc = dc
+		if err := dc.WaitLive(ctx, 3); err != nil {
+			tb.Fatalf("dfs chunkservers: %v", err)
+		}
+	}
+	for range opts.Masters {
+		c.AddMaster()
+	}
+	for range opts.Servers {
+		c.AddServer()
+	}
+	return c
+}
+
+// LockAddrs are the lock service's addresses (what clients dial).
+func (c *Cluster) LockAddrs() []string { return c.Lock.Addrs() }
+
+// newFS returns a file-system client for one process.
+func (c *Cluster) newFS(name string) (dfs.FS, *dfs.Client) {
+	if c.mem != nil {
+		return c.mem, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := c.dfsc.Client(ctx, &dfs.ClientOptions{Name: name, RetryTimeout: 10 * time.Second, PipelineTimeout: 10 * time.Second})
+	if err != nil {
+		c.tb.Fatalf("dfs client: %v", err)
+	}
+	return cl, cl
+}
+
+// FS returns a file-system client for the test itself.
+func (c *Cluster) FS() dfs.FS {
+	fs, cl := c.newFS(fmt.Sprintf("test-%d", time.Now().UnixNano()))
+	if cl != nil {
+		c.tb.Cleanup(func() { cl.Close() })
+	}
+	return fs
+}
+
+func listen(tb testing.TB) net.Listener {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	return lis
+}
+
+// AddMaster starts one more master (a standby if one is active).
+func (c *Cluster) AddMaster() *Master {
+	lis := listen(c.tb)
+	fs, _ := c.newFS("master-" + lis.Addr().String())
+	m := &Master{Addr: lis.Addr().String(), part: locktest.NewPartition(), done: make(chan struct{})}
+	mm, err := master.New(master.Options{Addr: m.Addr, LockAddrs: c.LockAddrs(), FS: fs, LockDialer: m.part.Dial,
+		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second,
+		RPCTimeout: 20 * time.Second, Logger: c.log.With("master", m.Addr)})
+	if err != nil {
+		c.tb.Fatalf("master: %v", err)
+	}
+	m.M = mm
+	m.gs = grpc.NewServer()
+	masterpb.RegisterMasterServer(m.gs, mm)
+	go m.gs.Serve(lis)
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() {
+		defer close(m.done)
+		mm.Run(ctx)
+	}()
+	c.mu.Lock()
+	c.Masters = append(c.Masters, m)
+	c.mu.Unlock()
+	return m
+}
+
+// AddServer starts one more tablet server.
+func (c *Cluster) AddServer() *Server {
+	lis := listen(c.tb)
+	s := &Server{Addr: lis.Addr().String(), lis: lis, part: locktest.NewPartition()}
+	s.fs, s.fsc = c.newFS("ts-" + s.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lc, err := lock.Dial(ctx, lock.ClientOptions{Addrs: c.LockAddrs(), Dialer: s.part.Dial, Logger: c.log})
+	if err != nil {
+		c.tb.Fatalf("tablet server lock client: %v", err)
+	}
+	s.lc = lc
+	s.meta = metaclient.New(lc)
+	ts, err := tabletserver.New(ctx, tabletserver.Options{Addr: s.Addr, FS: s.fs, Lock: lc, Meta: s.meta, Master: s.meta,
+		SplitSize: c.opts.SplitSize, MemtableSize: c.opts.MemtableSize, Logger: c.log.With("server", s.Addr)})
+	if err != nil {
+		c.tb.Fatalf("tablet server: %v", err)
+	}
+	s.TS = ts
+	s.gs = grpc.NewServer()
+	tabletpb.RegisterTabletServerServer(s.gs, ts)
+	go s.gs.Serve(lis)
+	if err := ts.Start(ctx); err != nil {
+		c.tb.Fatalf("start tablet server: %v", err)
+	}
+	c.mu.Lock()
+	c.Servers = append(c.Servers, s)
+	c.mu.Unlock()
+	return s
+}
+
+// KillServer kills tablet server i abruptly (see the package doc).
+func (c *Cluster) KillServer(i int) {
+	s := c.Servers[i]
+	if s.killed {
+		return
+	}
+	s.killed = true
+	s.part.Cut() // the session now expires instead of closing
+	s.gs.Stop()
+	s.TS.Kill()
+	s.lc.Close()
+	s.meta.Close()
+	if s.fsc != nil {
+		s.fsc.Close()
+	}
+}
+
+// PauseServer cuts tablet server i off the lock service and stops its
+// gRPC server from answering (connections refused), leaving the process
+// state running: its session expires and the master recovers its tablets.
+func (c *Cluster) PauseServer(i int) {
+	c.Servers[i].part.Cut()
+}
+
+// ResumeServer reconnects a paused server to the lock service.
+func (c *Cluster) ResumeServer(i int) {
+	c.Servers[i].part.Heal()
+}
+
+// KillMaster kills master i abruptly: its session is cut (so it expires)
+// and it stops.
+func (c *Cluster) KillMaster(i int) {
+	m := c.Masters[i]
+	if m.killed {
+		return
+	}
+	m.killed = true
+	m.part.Cut()
+	m.gs.Stop()
+	m.cancel()
+	<-m.done
+	m.M.Close()
+}
+
+// ActiveMaster returns the index of the active master, or -1.
+func (c *Cluster) ActiveMaster() int {
+	for i, m := range c.Masters {
+		if !m.killed && m.M.IsActive() {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitActiveMaster waits for a master to be active and returns its index.
+func (c *Cluster) WaitActiveMaster(ctx context.Context) (int, error) {
+	for {
+		if i := c.ActiveMaster(); i >= 0 {
+			return i, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("no active master: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Status asks the active master for the cluster status.
+func (c *Cluster) Status(ctx context.Context) (*masterpb.ClusterStatusResponse, error) {
+	i, err := c.WaitActiveMaster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Masters[i].M.ClusterStatus(ctx, &masterpb.ClusterStatusRequest{})
+}
+
+// WaitAllAssigned waits until no tablet is unassigned.
+func (c *Cluster) WaitAllAssigned(ctx context.Context) error {
+	for {
+		st, err := c.Status(ctx)
+		if err == nil && st.UnassignedTablets == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("tablets still unassigned (last status %v, err %v): %w", st, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops everything.
+func (c *Cluster) Close() {
+	for i := range c.Masters {
+		c.KillMaster(i)
+	}
+	for _, s := range c.Servers {
+		if s.killed {
+			continue
+		}
+		s.killed = true
+		s.TS.Close()
+		s.gs.Stop()
+		s.lc.Close()
+		s.meta.Close()
+		if s.fsc != nil {
+			s.fsc.Close()
+		}
+	}
+	if c.dfsc != nil {
+		c.dfsc.Close()
+		c.dfsc = nil
+	}
+	if c.Lock != nil {
+		c.Lock.Close()
+		c.Lock = nil
+	}
+}
