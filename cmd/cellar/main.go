@@ -82,6 +82,8 @@ func serverCommands() []*cobra.Command {
 		chunkserverCmd(),
 		dfsCmd(),
 		lockCmd(),
+		masterCmd(),
+		tabletServerCmd(),
 	}
 }
 
