@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"cellar/internal/metadata"
+	"cellar/internal/serr"
 	datapb "cellar/proto/cellar/data/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
 )
@@ -30,7 +31,7 @@ func (t *term) metaServer(key []byte) (string, error) {
 	defer t.mu.Unlock()
 	ti := t.tablets[id]
 	if ti == nil || ti.server == "" || t.servers[ti.server] == nil {
-		return "", fmt.Errorf("METADATA tablet %d is not assigned", id)
+		return "", fmt.Errorf("%w: METADATA tablet %d is not assigned yet", serr.ErrUnavailable, id)
 	}
 	return t.servers[ti.server].addr, nil
 }
