@@ -7,7 +7,6 @@ import (
 	tabletpb "cellar/proto/cellar/tablet/v1"
 )
 
-
 // sortedSamples orders a server's samples by key, the end of table ("")
 // last.
 func sortedSamples(in []*tabletpb.SampleRowKeysResponse_Sample) []*tabletpb.SampleRowKeysResponse_Sample {
