@@ -326,4 +326,3 @@ func (a *AdminClient) ClusterStatus(ctx context.Context) (*ClusterStatus, error)
 	})
 	return out, err
 }
-

@@ -185,6 +185,9 @@ func validTableName(name string) error {
 
 // tableID resolves a table name to its id from /cellar/tables/<name>.
 func (c *Client) tableID(ctx context.Context, name string) (uint64, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
 	if name == metadata.Table {
 		return metadata.TableID, nil
 	}

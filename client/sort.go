@@ -7,8 +7,6 @@ import (
 	tabletpb "cellar/proto/cellar/tablet/v1"
 )
 
-func sortFunc[T any](s []T, cmp func(a, b T) int) { slices.SortStableFunc(s, cmp) }
-
 // sortedSamples orders a server's samples by key, the end of table ("")
 // last.
 func sortedSamples(in []*tabletpb.SampleRowKeysResponse_Sample) []*tabletpb.SampleRowKeysResponse_Sample {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	tabletpb "cellar/proto/cellar/tablet/v1"
 )
@@ -284,7 +285,7 @@ func (t *Table) sampleOnce(ctx context.Context) ([]RowKeySample, error) {
 		}
 		return bytes.Compare(a, b)
 	}
-	sortFunc(all, func(a, b sample) int { return sortKeyLast(a.key, b.key) })
+	slices.SortStableFunc(all, func(a, b sample) int { return sortKeyLast(a.key, b.key) })
 	out := make([]RowKeySample, 0, len(all))
 	var off int64
 	for _, s := range all {
