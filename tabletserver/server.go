@@ -89,7 +89,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	logger := o.Logger.With("component", "tabletserver", "server", o.ID)
-	l, err := wal.Open(ctx, o.FS, &wal.Options{Dir: logDir(o.ID), Logger: logger, Clock: o.Clock})
+	l, err := wal.Open(ctx, o.FS, &wal.Options{Dir: logDir(o.ID), Logger: logger, Clock: o.Clock, MaxFileSize: o.walMaxFileSize})
 	if err != nil {
 		return nil, fmt.Errorf("cellar/tabletserver: open commit log: %w", err)
 	}
