@@ -89,7 +89,7 @@ func (s *Server) loadTablet(ctx context.Context, req *tabletpb.LoadTabletRequest
 	desc = cleanDescriptor(desc)
 	id := desc.GetTabletId()
 	s.mu.Lock()
-	if s.run.Load() == runStopped {
+	if s.run.Load() == runStopped || s.fenced.Load() {
 		s.mu.Unlock()
 		return s.errNotServing()
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cellar/dfs"
+	"cellar/dfs/faultfs"
 	"cellar/internal/serr"
 	"cellar/lock"
 	"cellar/lock/locktest"
@@ -148,4 +149,26 @@ func TestFencing_SessionLostStopsServer(t *testing.T) {
 	if err := ts.mutate(e.ctx, "r", set("cf", "q", 2, "v")); !errors.Is(err, serr.ErrNotServing) {
 		t.Fatalf("write after session loss = %v, want ErrNotServing", err)
 	}
+}
+
+func TestLogFailure_ServerGivesUpTabletsAndLockNode(t *testing.T) {
+	e := newEnv(t)
+	var ffs *faultfs.FS
+	ts := e.startServer(lock.ClientOptions{}, func(o *Options) { ffs = faultfs.New(e.fs); o.FS = ffs })
+	e.load(ts, e.newTablet("", ""))
+	if err := ts.mutate(e.ctx, "r", set("cf", "q", 1, "v")); err != nil {
+		t.Fatal(err)
+	}
+	ffs.AddRule(faultfs.Rule{Op: faultfs.OpSync, Pattern: "servers/*/log/*", Nth: 1, Sticky: true})
+	if err := ts.mutate(e.ctx, "r", set("cf", "q", 2, "v")); err == nil {
+		t.Fatal("write acknowledged although the log's sync failed")
+	}
+	e.eventually("the server to stop after the log failed", func() bool {
+		return errors.Is(ts.mutate(e.ctx, "r", set("cf", "q", 3, "v")), serr.ErrNotServing)
+	})
+	node := serversDir + "/" + ts.s.ID()
+	e.eventually("its lock node to go", func() bool {
+		_, found, err := e.master.Get(e.ctx, node)
+		return err == nil && !found
+	})
 }

@@ -465,6 +465,31 @@ func (s *Server) watchSession() {
 	}
 }
 
+// checkLog stops the server when the shared commit log has failed: no
+// write can be acknowledged any more, so the server gives up its tablets
+// (without flushing) and its lock node, and the master recovers them from
+// the log as after a crash.
+func (s *Server) checkLog(err error) {
+	if err == nil || !errors.Is(err, wal.ErrLogFailed) {
+		return
+	}
+	s.spawn(func() {
+		s.logger.Error("commit log failed; stopping the server", "err", err)
+		s.killTablets()
+		s.mu.Lock()
+		reg := s.mu.reg
+		s.mu.reg = false
+		s.mu.Unlock()
+		if reg {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p := serversDir + "/" + s.opts.ID
+			_ = s.opts.Lock.Release(ctx, p)
+			_ = s.opts.Lock.Delete(ctx, p)
+		}
+	})
+}
+
 func (s *Server) onLost() {
 	s.fenced.Store(true)
 	s.logger.Error("lock session lost; stopping without flushing")
