@@ -190,3 +190,61 @@ func TestSplit_Automatic(t *testing.T) {
 	}
 	t.Logf("tablets after automatic split: %v (%d rows read)", ranges, len(have))
 }
+
+func TestSplit_ServerPicksRowAndRefusesBadRequests(t *testing.T) {
+	e := newEnv(t)
+	ts := e.startServer(lock.ClientOptions{}, nil)
+	parent := e.newTablet("b", "y")
+	e.load(ts, parent)
+	split := func(id uint64, row string, seq *tabletpb.Sequencer) (*tabletpb.SplitTabletResponse, error) {
+		resp, err := ts.cl.SplitTablet(e.ctx, &tabletpb.SplitTabletRequest{Master: seq, TabletId: id, SplitRow: []byte(row)})
+		return resp, serr.Wire.FromStatus(err)
+	}
+	if _, err := split(parent.TabletId, "", e.seq); !errors.Is(err, serr.ErrInvalidArgument) {
+		t.Fatalf("split of an empty tablet = %v, want ErrInvalidArgument (no split key)", err)
+	}
+	for i := range 20 {
+		if err := ts.mutate(e.ctx, fmt.Sprintf("k%02d", i), set("cf", "q", 1, "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []string{"a", "b", "y", "z"} {
+		if _, err := split(parent.TabletId, bad, e.seq); !errors.Is(err, serr.ErrInvalidArgument) {
+			t.Errorf("split at %q = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+	if _, err := split(parent.TabletId, "k05", &tabletpb.Sequencer{Path: e.seq.Path, Mode: e.seq.Mode, Generation: e.seq.Generation + 99}); !errors.Is(err, serr.ErrStaleSequencer) {
+		t.Fatalf("split with a stale sequencer = %v", err)
+	}
+	if _, err := split(424242, "k05", e.seq); !errors.Is(err, serr.ErrNotServing) {
+		t.Fatalf("split of an unknown tablet = %v, want ErrNotServing", err)
+	}
+	resp, err := split(parent.TabletId, "", e.seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := string(resp.Left.EndRow)
+	if mid <= "k00" || mid > "k19" || string(resp.Right.StartRow) != mid || string(resp.Left.StartRow) != "b" || string(resp.Right.EndRow) != "y" {
+		t.Fatalf("split at the server's row: left %v right %v", resp.Left, resp.Right)
+	}
+	have := readAll(t, e.ctx, ts, [2]string{"b", mid}, [2]string{mid, "y"})
+	if len(have) != 20 {
+		t.Fatalf("read %d rows after the split, want 20", len(have))
+	}
+	// METADATA tablets never split.
+	meta := &datapb.TabletDescriptor{TableId: 0, TabletId: 2, StartRow: []byte("\xff"), Dir: "tables/0/tablets/2"}
+	sch := testSchema()
+	sch.TableId = 0
+	if _, err := ts.cl.LoadTablet(e.ctx, &tabletpb.LoadTabletRequest{Master: e.seq, Tablet: meta, Schema: sch}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{TableId: 0, RowKey: []byte("\xff\x01"), Mutations: []*datapb.Mutation{set("cf", "q", 1, "v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{TableId: 0, RowKey: []byte("\xff\x09"), Mutations: []*datapb.Mutation{set("cf", "q", 1, "v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := split(2, "\xff\x05", e.seq); !errors.Is(err, serr.ErrInvalidArgument) {
+		t.Fatalf("split of a METADATA tablet = %v, want ErrInvalidArgument", err)
+	}
+}
