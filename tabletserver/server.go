@@ -36,6 +36,8 @@ const (
 	runStopped
 )
 
+var _ tabletpb.TabletServerServer = (*Server)(nil)
+
 // Server is one tablet server. It implements tabletpb.TabletServerServer;
 // register it on a *grpc.Server. Safe for concurrent use.
 type Server struct {
@@ -195,7 +197,9 @@ func (s *Server) Close() error {
 // Kill stops serving at once, as a crash would: tablets are closed without
 // flushing (their data stays in the commit log), nothing is released in the
 // lock service (the caller owns the lock client; closing it or letting its
-// session expire frees the server's node). For tests.
+// session expire frees the server's node). For tests. The commit log is
+// closed (the wal has no abort), which writes entries already queued and
+// seals the file; use memfs.CrashClone to see only what was synced.
 func (s *Server) Kill() {
 	s.stopOnce.Do(func() {
 		s.stop()
