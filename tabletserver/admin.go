@@ -89,7 +89,7 @@ func (s *Server) loadTablet(ctx context.Context, req *tabletpb.LoadTabletRequest
 	desc = cleanDescriptor(desc)
 	id := desc.GetTabletId()
 	s.mu.Lock()
-	if s.run.Load() == runStopped {
+	if s.run.Load() == runStopped || s.fenced.Load() {
 		s.mu.Unlock()
 		return s.errNotServing()
 	}
@@ -264,16 +264,55 @@ func (s *Server) FlushTablet(ctx context.Context, req *tabletpb.FlushTabletReque
 	if !s.serving() {
 		return nil, serr.Wire.ToStatus(s.errNotServing())
 	}
-	es, err := s.entriesFor(req.GetTableId(), req.GetTabletId())
+	err := s.forEachAdmitted(ctx, req.GetTableId(), req.GetTabletId(), func(e *entry) error { return e.t.Flush(ctx) })
 	if err != nil {
-		return nil, serr.Wire.ToStatus(err)
-	}
-	for _, e := range es {
-		if err := e.t.Flush(ctx); err != nil {
-			return nil, serr.Wire.ToStatus(tabletErr(err))
-		}
+		return nil, serr.Wire.ToStatus(tabletErr(err))
 	}
 	return &tabletpb.FlushTabletResponse{}, nil
+}
+
+// forEachAdmitted calls fn for each tablet of table (or just tabletID),
+// admitted as a request is: a tablet being switched over (split, schema
+// change) is waited for and its successors are handled instead.
+func (s *Server) forEachAdmitted(ctx context.Context, table, tabletID uint64, fn func(*entry) error) error {
+	timer := s.opts.Clock.NewTimer(pauseWait)
+	defer timer.Stop()
+	done := map[*entry]bool{}
+	for {
+		es, err := s.entriesFor(table, tabletID)
+		if err != nil {
+			return err
+		}
+		pending := false
+		for _, e := range es {
+			if done[e] {
+				continue
+			}
+			retry, err := e.admit(ctx, timer.C())
+			if err != nil {
+				return err
+			}
+			if retry {
+				if e.state() == stateClosed {
+					done[e] = true // unloaded or replaced: successors are listed next round
+				}
+				pending = true
+				continue
+			}
+			err = fn(e)
+			e.done()
+			if err != nil {
+				return err
+			}
+			done[e] = true
+		}
+		if !pending {
+			return nil
+		}
+		if !s.serving() {
+			return s.errNotServing()
+		}
+	}
 }
 
 // CompactTablet compacts one tablet or every tablet of a table served

@@ -34,7 +34,9 @@ func (s *Server) apply(ctx context.Context, e *entry, row []byte, muts []tablet.
 		return s.errNotServing()
 	}
 	e.writes.Add(1)
-	return tabletErr(e.t.Apply(ctx, row, muts, wo))
+	err := e.t.Apply(ctx, row, muts, wo)
+	s.checkLog(err)
+	return tabletErr(err)
 }
 
 // MutateRow applies mutations to one row atomically.
@@ -152,6 +154,7 @@ func (s *Server) applyGroup(ctx context.Context, table uint64, e *entry, rows []
 	}
 	e.writes.Add(int64(len(rows)))
 	err := e.t.ApplyBatch(ctx, rows, wo)
+	s.checkLog(err)
 	if err == nil {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,13 @@ func testSeed(t *testing.T) uint64 {
 	return s
 }
 
-var quiet = slog.New(slog.DiscardHandler)
+// quiet discards logs unless TABLETSERVER_TEST_LOG is set.
+var quiet = func() *slog.Logger {
+	if os.Getenv("TABLETSERVER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}()
 
 const testTable = 1
 

@@ -68,6 +68,9 @@ type Options struct {
 	// checkInterval is the period of the split checker, the log releaser
 	// and the rate counters (tests shorten it). Default 5 s.
 	checkInterval time.Duration
+	// walMaxFileSize is the commit log's roll size (tests shrink it);
+	// default the wal's.
+	walMaxFileSize int64
 }
 
 // MetaWriter writes one METADATA row (table 0) atomically with sync

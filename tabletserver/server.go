@@ -36,6 +36,8 @@ const (
 	runStopped
 )
 
+var _ tabletpb.TabletServerServer = (*Server)(nil)
+
 // Server is one tablet server. It implements tabletpb.TabletServerServer;
 // register it on a *grpc.Server. Safe for concurrent use.
 type Server struct {
@@ -89,7 +91,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	logger := o.Logger.With("component", "tabletserver", "server", o.ID)
-	l, err := wal.Open(ctx, o.FS, &wal.Options{Dir: logDir(o.ID), Logger: logger, Clock: o.Clock})
+	l, err := wal.Open(ctx, o.FS, &wal.Options{Dir: logDir(o.ID), Logger: logger, Clock: o.Clock, MaxFileSize: o.walMaxFileSize})
 	if err != nil {
 		return nil, fmt.Errorf("cellar/tabletserver: open commit log: %w", err)
 	}
@@ -195,7 +197,9 @@ func (s *Server) Close() error {
 // Kill stops serving at once, as a crash would: tablets are closed without
 // flushing (their data stays in the commit log), nothing is released in the
 // lock service (the caller owns the lock client; closing it or letting its
-// session expire frees the server's node). For tests.
+// session expire frees the server's node). For tests. The commit log is
+// closed (the wal has no abort), which writes entries already queued and
+// seals the file; use memfs.CrashClone to see only what was synced.
 func (s *Server) Kill() {
 	s.stopOnce.Do(func() {
 		s.stop()
@@ -463,6 +467,31 @@ func (s *Server) watchSession() {
 			s.logger.Error("lock session in jeopardy too long; stopped serving", "bound", s.opts.JeopardyBound)
 		}
 	}
+}
+
+// checkLog stops the server when the shared commit log has failed: no
+// write can be acknowledged any more, so the server gives up its tablets
+// (without flushing) and its lock node, and the master recovers them from
+// the log as after a crash.
+func (s *Server) checkLog(err error) {
+	if err == nil || !errors.Is(err, wal.ErrLogFailed) {
+		return
+	}
+	s.spawn(func() {
+		s.logger.Error("commit log failed; stopping the server", "err", err)
+		s.killTablets()
+		s.mu.Lock()
+		reg := s.mu.reg
+		s.mu.reg = false
+		s.mu.Unlock()
+		if reg {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p := serversDir + "/" + s.opts.ID
+			_ = s.opts.Lock.Release(ctx, p)
+			_ = s.opts.Lock.Delete(ctx, p)
+		}
+	})
 }
 
 func (s *Server) onLost() {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"cellar/internal/serr"
@@ -359,5 +360,41 @@ func TestMutateRows_PerEntryNotServing(t *testing.T) {
 	_, err = ts.cl.CheckAndMutateRow(e.ctx, &tabletpb.CheckAndMutateRowRequest{TableId: 99, RowKey: []byte("a"), TrueMutations: []*datapb.Mutation{set("cf", "q", 1, "x")}})
 	if !errors.Is(serr.Wire.FromStatus(err), serr.ErrNotServing) {
 		t.Fatalf("write to unserved table = %v, want ErrNotServing", err)
+	}
+}
+
+func TestReadModifyWrite_ConcurrentIncrementsAreLinearizable(t *testing.T) {
+	e := newEnv(t)
+	ts := e.startServer(lock.ClientOptions{}, nil)
+	e.load(ts, e.newTablet("", ""))
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				_, err := ts.cl.ReadModifyWriteRow(e.ctx, &tabletpb.ReadModifyWriteRowRequest{TableId: testTable, RowKey: []byte("ctr"),
+					Rules: []*tabletpb.ReadModifyWriteRule{{Family: "cf", Qualifier: []byte("n"), Rule: &tabletpb.ReadModifyWriteRule_IncrementAmount{IncrementAmount: 1}}}})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	rows, _, err := ts.read(e.ctx, &tabletpb.ReadRowsRequest{Rows: &datapb.RowSet{RowKeys: [][]byte{[]byte("ctr")}},
+		Filter: &datapb.RowFilter{Filter: &datapb.RowFilter_CellsPerColumnLimitFilter{CellsPerColumnLimitFilter: 1}}})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("read counter: %v %v", rows, err)
+	}
+	if got := binary.BigEndian.Uint64(rows[0].Cells[0].Value); got != workers*each {
+		t.Fatalf("counter = %d after %d concurrent increments", got, workers*each)
 	}
 }

@@ -155,6 +155,12 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		return nil, nil, err
 	}
 	lopts, ropts, err := e.t.Split(ctx, splitRow, left.GetDir(), parent.GetDir())
+	if err != nil && lopts != nil && ropts != nil {
+		// Both manifests are written (the split is committed on disk);
+		// only closing the parent failed.
+		s.logger.Warn("close of split parent", "tablet", parent.GetTabletId(), "err", err)
+		err = nil
+	}
 	if err != nil {
 		s.logger.Error("split failed; reopening the parent", "tablet", parent.GetTabletId(), "err", err)
 		s.recoverParent(e)
