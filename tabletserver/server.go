@@ -22,9 +22,8 @@ import (
 
 // Lock-service nodes (docs/serving.md).
 const (
-	serversDir   = "/cellar/servers"
-	masterNode   = "/cellar/master"
-	tabletIDNode = "/cellar/ids/tablet"
+	serversDir = "/cellar/servers"
+	masterNode = "/cellar/master"
 )
 
 const rowLockStripes = 1024

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"cellar/dfs"
+	"cellar/internal/idalloc"
 	"cellar/internal/metadata"
 	"cellar/internal/serr"
 	"cellar/lock"
@@ -21,41 +22,12 @@ import (
 
 // FirstTabletID is the first id NextTabletID hands out (ids below are
 // METADATA's and reserved).
-const FirstTabletID uint64 = 100
+const FirstTabletID = idalloc.FirstTablet
 
-// NextTabletID allocates a new tablet id from the lock-service counter
-// /cellar/ids/tablet (content: the last id handed out, decimal), with a
-// compare-and-set loop, so the master and every tablet server share one
-// sequence. The first id is 100. An id whose Set had an unknown outcome is
-// skipped, never handed out twice. Errors are the lock client's (a corrupt
-// counter wraps serr.ErrInvalidArgument).
+// NextTabletID allocates a new tablet id from the lock-service counter the
+// master allocates from too (idalloc), so that ids are unique cluster-wide.
 func NextTabletID(ctx context.Context, c *lock.Client) (uint64, error) {
-	for {
-		n, found, err := c.Get(ctx, tabletIDNode)
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", tabletIDNode, err)
-		}
-		next, ver := FirstTabletID, uint64(0)
-		if found {
-			last, err := strconv.ParseUint(string(n.Content), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%w: counter %s holds %q", serr.ErrInvalidArgument, tabletIDNode, n.Content)
-			}
-			next, ver = max(last+1, FirstTabletID), n.Version
-		}
-		_, err = c.Set(ctx, tabletIDNode, []byte(strconv.FormatUint(next, 10)), lock.IfVersion(ver))
-		switch {
-		case err == nil:
-			return next, nil
-		case errors.Is(err, lock.ErrVersionMismatch), errors.Is(err, lock.ErrOutcomeUnknown):
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
-			}
-			continue
-		default:
-			return 0, fmt.Errorf("update %s: %w", tabletIDNode, err)
-		}
-	}
+	return idalloc.NextTablet(ctx, c)
 }
 
 func tabletDir(table, id uint64) string {

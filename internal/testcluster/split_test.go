@@ -1,0 +1,95 @@
+package testcluster_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cellar/client"
+	"cellar/internal/testcluster"
+)
+
+// Splits under continuous writes and scans: no acknowledged write is lost,
+// and no scan returns a row twice, out of order, or misses a row that was
+// acknowledged before the scan began.
+func TestSplitUnderLoad(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{MemFS: true, SplitSize: 256 << 10, MemtableSize: 128 << 10})
+	cl := dial(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := cl.Admin().CreateTable(ctx, "s", map[string]client.GCPolicy{"f": client.MaxVersionsPolicy(1)}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	tbl := cl.Open("s")
+	w := &writer{acked: map[string]string{}}
+	wctx, stopWriters := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	pad := strings.Repeat("x", 1000)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; wctx.Err() == nil; n++ {
+				row := fmt.Sprintf("%c-w%d-%06d", 'a'+rune((n*7+i)%26), i, n)
+				val := fmt.Sprintf("v%d-%d-%s", i, n, pad)
+				m := client.NewMutation()
+				m.Set("f", "q", 1, []byte(val))
+				if err := tbl.Apply(wctx, row, m); err == nil {
+					w.mu.Lock()
+					w.acked[row] = val
+					w.mu.Unlock()
+				}
+			}
+		}()
+	}
+	scans, problems := 0, 0
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		before := maps.Clone(w.acked)
+		w.mu.Unlock()
+		seen := map[string]bool{}
+		last := ""
+		err := tbl.ReadRows(ctx, client.InfiniteRange(""), func(r client.Row) bool {
+			k := r.Key()
+			if seen[k] || (last != "" && k <= last) {
+				if problems < 5 {
+					t.Errorf("scan %d: row %q after %q (duplicate or out of order)", scans, k, last)
+				}
+				problems++
+			}
+			seen[k], last = true, k
+			return true
+		})
+		if err != nil {
+			t.Fatalf("scan %d: %v", scans, err)
+		}
+		for k := range before {
+			if !seen[k] {
+				if problems < 5 {
+					t.Errorf("scan %d missed row %q acknowledged before it began", scans, k)
+				}
+				problems++
+			}
+		}
+		scans++
+	}
+	stopWriters()
+	wg.Wait()
+	info, err := cl.Admin().TableInfo(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d scans during the load; the table now has %d tablets", scans, len(info.Tablets))
+	if len(info.Tablets) < 3 {
+		t.Errorf("only %d tablets: the load did not split the table", len(info.Tablets))
+	}
+	if problems > 0 {
+		t.Fatalf("%d scan problems", problems)
+	}
+	w.verify(t, ctx, tbl)
+}
