@@ -1,8 +1,10 @@
 package ycsb
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -70,13 +72,19 @@ func ParseWorkloads(s string) ([]Workload, error) {
 	return ws, nil
 }
 
-// String describes the mix, e.g. "50% read, 50% update, zipfian".
+// String describes the mix, largest share first, e.g. "95% read, 5%
+// update, zipfian".
 func (w Workload) String() string {
-	var parts []string
+	var ops []Op
 	for o := range numOps {
-		if p := w.Proportions[o]; p > 0 {
-			parts = append(parts, fmt.Sprintf("%g%% %s", p*100, o))
+		if w.Proportions[o] > 0 {
+			ops = append(ops, o)
 		}
+	}
+	slices.SortStableFunc(ops, func(a, b Op) int { return cmp.Compare(w.Proportions[b], w.Proportions[a]) })
+	var parts []string
+	for _, o := range ops {
+		parts = append(parts, fmt.Sprintf("%g%% %s", w.Proportions[o]*100, o))
 	}
 	d := string(w.Distribution)
 	if w.Proportions[OpScan] > 0 {
