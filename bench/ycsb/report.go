@@ -35,8 +35,12 @@ func printPhase(w io.Writer, system string, p PhaseResult) {
 	fmt.Fprintln(w, b.String())
 }
 
-// fmtDur formats a latency in µs below 10 ms, else in ms.
+// fmtDur formats a latency in tenths of µs below 100 µs, in µs below 10 ms,
+// else in tenths of ms.
 func fmtDur(d time.Duration) string {
+	if d < 100*time.Microsecond {
+		return fmt.Sprintf("%.1fµs", float64(d.Nanoseconds())/1000)
+	}
 	if d < 10*time.Millisecond {
 		return fmt.Sprintf("%dµs", d.Microseconds())
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -281,7 +282,7 @@ func TestRunAll_FakeDBs(t *testing.T) {
 		}
 	}
 	out := log.String()
-	for _, want := range []string{"seed 42", "2000 x 4 fields", "x 16 bytes", "alpha      load", "beta       F"} {
+	for _, want := range []string{fmt.Sprintf("seed %d", *seedFlag), "2000 x 4 fields", "x 16 bytes", "alpha      load", "beta       F"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
