@@ -78,8 +78,9 @@ type Server struct {
 	}
 }
 
-// New opens the server's shared commit log at servers/<id>/log. It does not
-// register or serve background work until Start. Errors wrap
+// New prepares a server. It does not touch the file system, register or
+// start background work until Start, which opens the shared commit log at
+// servers/<id>/log after registering. Errors wrap
 // ErrInvalidOptions or the wal's.
 func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
@@ -90,14 +91,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	logger := o.Logger.With("component", "tabletserver", "server", o.ID)
-	l, err := wal.Open(ctx, o.FS, &wal.Options{Dir: logDir(o.ID), Logger: logger, Clock: o.Clock, MaxFileSize: o.walMaxFileSize})
-	if err != nil {
-		return nil, fmt.Errorf("cellar/tabletserver: open commit log: %w", err)
-	}
 	s := &Server{
 		opts:       o,
 		logger:     logger,
-		wal:        l,
 		compactSem: make(chan struct{}, o.MaxConcurrentCompactions),
 		splitPoke:  make(chan struct{}, 1),
 	}
@@ -127,6 +123,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cellar/tabletserver: register %s: %w", s.opts.ID, err)
 	}
+	// The commit log is created only once the server is registered: the
+	// master treats a log directory whose server is not registered as a
+	// dead server's and recovers it, fencing its files.
+	l, err := wal.Open(ctx, s.opts.FS, &wal.Options{Dir: logDir(s.opts.ID), Logger: s.logger, Clock: s.opts.Clock, MaxFileSize: s.opts.walMaxFileSize})
+	if err != nil {
+		return fmt.Errorf("cellar/tabletserver: open commit log: %w", err)
+	}
+	s.wal = l
 	s.mu.Lock()
 	s.mu.seq, s.mu.reg = seq, true
 	s.mu.Unlock()
@@ -244,7 +248,11 @@ func (s *Server) spawn(fn func()) {
 }
 
 func (s *Server) closeWAL() error {
-	s.walOnce.Do(func() { s.walErr = s.wal.Close() })
+	s.walOnce.Do(func() {
+		if s.wal != nil {
+			s.walErr = s.wal.Close()
+		}
+	})
 	return s.walErr
 }
 

@@ -155,8 +155,14 @@ func TestSplit_Automatic(t *testing.T) {
 	ts := e.startServer(lock.ClientOptions{}, func(o *Options) { o.SplitSize = 64 << 10 })
 	parent := e.newTablet("", "")
 	e.load(ts, parent)
+	// Incompressible values: SSTable blocks are compressed, and the split
+	// trigger counts bytes on disk.
 	val := make([]byte, 1024)
+	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 200 {
+		for j := range val {
+			val[j] = byte(rng.Uint32())
+		}
 		row := fmt.Sprintf("row%04d", i)
 		if err := ts.mutate(e.ctx, row, &datapb.Mutation{Mutation: &datapb.Mutation_SetCell_{SetCell: &datapb.Mutation_SetCell{Family: "cf", Qualifier: []byte("q"), Timestamp: 1, Value: val}}}); err != nil {
 			t.Fatal(err)
