@@ -168,7 +168,7 @@ func (m *Master) createTable(ctx context.Context, req *masterpb.CreateTableReque
 			return nil, err
 		}
 		rows = append(rows, metaRow{desc: &datapb.TabletDescriptor{TableId: tableID, TabletId: id, StartRow: start, EndRow: end,
-			Dir: metadata.TabletDir(tableID, id), State: datapb.TabletState_TABLET_STATE_NORMAL}})
+			Dir: metadata.TabletDir(tableID, id), State: datapb.TabletState_TABLET_STATE_NORMAL}, create: true})
 		start = end
 	}
 	if err := t.writeMeta(ctx, rows); err != nil {

@@ -19,6 +19,7 @@ type metaRow struct {
 	desc           *datapb.TabletDescriptor
 	serverID, addr string
 	delete         bool // delete the row instead
+	create         bool // a new row: write the descriptor too
 }
 
 // metaServer returns the address of the server holding METADATA row key.
@@ -55,7 +56,13 @@ func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 		if r.delete {
 			muts = []*datapb.Mutation{{Mutation: &datapb.Mutation_DeleteFromRow_{DeleteFromRow: &datapb.Mutation_DeleteFromRow{}}}}
 		} else {
-			muts = []*datapb.Mutation{setCell(metadata.QualTablet, metadata.EncodeTablet(stripServer(r.desc)))}
+			// The descriptor is written when the row is created; later the
+			// master only records locations: a split's daughters' rows are
+			// written by the splitting server, and the master's copy of a
+			// descriptor may lag behind them.
+			if r.create {
+				muts = append(muts, setCell(metadata.QualTablet, metadata.EncodeTablet(stripServer(r.desc))))
+			}
 			var loc []byte
 			if r.serverID != "" {
 				loc = metadata.EncodeLocation(r.serverID, r.addr)

@@ -32,6 +32,9 @@ type tabletInfo struct {
 	desc   *datapb.TabletDescriptor // range and directory; server fields unused
 	server string                   // assigned server id; "" = unassigned
 	busy   bool                     // a load, unload or move is in flight
+	// needsLoc: METADATA may not name server as the location yet (a
+	// failed write, or an assignment adopted from a server's report).
+	needsLoc bool
 }
 
 // term is one tenure as the active master. Its fields are guarded by mu,
@@ -139,6 +142,7 @@ func (t *term) pass(ctx context.Context) error {
 		return fmt.Errorf("scan METADATA: %w", err)
 	}
 	t.assignAll(ctx)
+	t.recordLocations(ctx)
 	if time.Since(t.lastBalance) >= t.m.opts.BalanceInterval {
 		t.lastBalance = time.Now()
 		t.balance(ctx)
@@ -308,6 +312,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			switch {
 			case ti.server == "" && !ti.busy:
 				ti.server = a.s.id
+				ti.needsLoc = true
 			case ti.server != a.s.id && ti.server != "":
 				if other := t.servers[ti.server]; other != nil && other.status != nil && reports(other.status, d.TabletId) {
 					t.m.log.Error("tablet served by two servers; unloading the second", "tablet", d.TabletId,
@@ -315,6 +320,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 					go t.unload(context.WithoutCancel(ctx), a.s.addr, d.TabletId)
 				} else if !ti.busy {
 					ti.server = a.s.id
+					ti.needsLoc = true
 				}
 			}
 		}
@@ -406,7 +412,7 @@ func (t *term) ensureMeta(ctx context.Context) error {
 	if same {
 		return nil
 	}
-	if err := t.writeMeta(ctx, []metaRow{{desc: metadata.MetaTablet(), serverID: s.id, addr: s.addr}}); err != nil {
+	if err := t.writeMeta(ctx, []metaRow{{desc: metadata.MetaTablet(), serverID: s.id, addr: s.addr, create: true}}); err != nil {
 		return fmt.Errorf("record META location: %w", err)
 	}
 	t.mu.Lock()
@@ -523,9 +529,9 @@ func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMe
 		if err := t.writeMeta(ctx, []metaRow{{desc: desc, serverID: s.id, addr: s.addr}}); err != nil {
 			// The tablet is served; clients that find no location retry
 			// until a later pass records it.
-			t.m.log.Warn("record tablet location", "tablet", desc.TabletId, "err", err)
+			t.m.log.Warn("record tablet location; retrying in the next pass", "tablet", desc.TabletId, "err", err)
 			t.mu.Lock()
-			t.metaDirty = true
+			ti.needsLoc = true
 			t.mu.Unlock()
 		}
 	}
@@ -692,4 +698,33 @@ func (t *term) tabletsOfLocked(table uint64) []*tabletInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].desc.StartRow, out[j].desc.StartRow) < 0 })
 	return out
+}
+
+// recordLocations writes the METADATA location of every user tablet whose
+// row may not name its server.
+func (t *term) recordLocations(ctx context.Context) {
+	t.mu.Lock()
+	var rows []metaRow
+	var tis []*tabletInfo
+	for _, ti := range t.tablets {
+		s := t.servers[ti.server]
+		if !ti.needsLoc || ti.busy || s == nil || ti.desc.TableId == metadata.TableID {
+			continue
+		}
+		rows = append(rows, metaRow{desc: cloneDesc(ti.desc), serverID: s.id, addr: s.addr})
+		tis = append(tis, ti)
+	}
+	t.mu.Unlock()
+	if len(rows) == 0 {
+		return
+	}
+	if err := t.writeMeta(ctx, rows); err != nil {
+		t.m.log.Warn("record tablet locations", "tablets", len(rows), "err", err)
+		return
+	}
+	t.mu.Lock()
+	for _, ti := range tis {
+		ti.needsLoc = false
+	}
+	t.mu.Unlock()
 }

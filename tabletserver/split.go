@@ -210,7 +210,9 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 
 func setCell(qual string, value []byte) *datapb.Mutation {
 	return &datapb.Mutation{Mutation: &datapb.Mutation_SetCell_{SetCell: &datapb.Mutation_SetCell{
-		Family: metadata.Family, Qualifier: []byte(qual), Timestamp: tablet.ServerTime, Value: value,
+		// One fixed timestamp for every METADATA writer: the latest write
+		// wins, whatever the writers' clocks (metadata.CellTimestamp).
+		Family: metadata.Family, Qualifier: []byte(qual), Timestamp: metadata.CellTimestamp, Value: value,
 	}}}
 }
 

@@ -19,7 +19,7 @@ import (
 func TestSplitUnderLoad(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{MemFS: true, SplitSize: 256 << 10, MemtableSize: 128 << 10})
 	cl := dial(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	if err := cl.Admin().CreateTable(ctx, "s", map[string]client.GCPolicy{"f": client.MaxVersionsPolicy(1)}); err != nil {
 		t.Fatalf("create: %v", err)
@@ -66,7 +66,8 @@ func TestSplitUnderLoad(t *testing.T) {
 			return true
 		})
 		if err != nil {
-			t.Fatalf("scan %d: %v", scans, err)
+			info, ierr := cl.Admin().TableInfo(context.Background(), "s")
+			t.Fatalf("scan %d: %v\nmaster says: %+v %v\n%s", scans, err, info, ierr, c.Dump(context.Background()))
 		}
 		for k := range before {
 			if !seen[k] {

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,4 +359,25 @@ func (c *Cluster) Close() {
 		c.Lock.Close()
 		c.Lock = nil
 	}
+}
+
+// Dump describes what every live server serves, for test failures.
+func (c *Cluster) Dump(ctx context.Context) string {
+	var b strings.Builder
+	for _, s := range c.Servers {
+		if s.killed {
+			continue
+		}
+		st, err := s.TS.ServerStatus(ctx, &tabletpb.ServerStatusRequest{})
+		if err != nil {
+			fmt.Fprintf(&b, "server %s: %v\n", s.Addr, err)
+			continue
+		}
+		fmt.Fprintf(&b, "server %s (serving=%v):\n", s.Addr, st.Serving)
+		for _, ts := range st.Tablets {
+			d := ts.Tablet
+			fmt.Fprintf(&b, "  table %d tablet %d [%q, %q) state %v\n", d.TableId, d.TabletId, d.StartRow, d.EndRow, d.State)
+		}
+	}
+	return b.String()
 }
