@@ -96,6 +96,16 @@ type Options struct {
 	DialOptions []grpc.DialOption
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Hooks are for tests: they let a test act at a precise point.
+	Hooks Hooks
+}
+
+// Hooks are called at fixed points of the master's work (tests).
+type Hooks struct {
+	// AfterLeaseRecovery runs during the recovery of a dead server, after
+	// its log's leases were recovered and before the log is split. ctx
+	// ends when the master's term does.
+	AfterLeaseRecovery func(ctx context.Context, server string)
 }
 
 func (o *Options) withDefaults() (Options, error) {

@@ -55,6 +55,12 @@ func (t *term) recoverServer(ctx context.Context, id string) error {
 			return fmt.Errorf("recover leases: %w", err)
 		}
 	}
+	if h := t.m.opts.Hooks.AfterLeaseRecovery; h != nil {
+		h(ctx, id)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 	writers := map[uint64]*wal.Log{}
 	closeAll := func() error {
 		var errs []error

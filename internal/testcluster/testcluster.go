@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,8 @@ type Options struct {
 	SplitSize int64
 	// MemtableSize of the tablets; default 4 MiB.
 	MemtableSize int64
+	// MasterHooks are given to every master.
+	MasterHooks master.Hooks
 	// Logger for every component; default: discard, or stderr at debug
 	// level when CELLAR_TEST_LOG is set.
 	Logger *slog.Logger
@@ -190,7 +193,7 @@ func (c *Cluster) AddMaster() *Master {
 	m := &Master{Addr: lis.Addr().String(), part: locktest.NewPartition(), done: make(chan struct{})}
 	mm, err := master.New(master.Options{Addr: m.Addr, LockAddrs: c.LockAddrs(), FS: fs, LockDialer: m.part.Dial,
 		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second,
-		RPCTimeout: 20 * time.Second, Logger: c.log.With("master", m.Addr)})
+		RPCTimeout: 20 * time.Second, Hooks: c.opts.MasterHooks, Logger: c.log.With("master", m.Addr)})
 	if err != nil {
 		c.tb.Fatalf("master: %v", err)
 	}
@@ -380,4 +383,52 @@ func (c *Cluster) Dump(ctx context.Context) string {
 		}
 	}
 	return b.String()
+}
+
+// CheckTablets verifies, from what the live servers report, that the
+// tablets of table cover its whole row space exactly once: no tablet
+// served twice, no gap, no overlap.
+func (c *Cluster) CheckTablets(ctx context.Context, table uint64) error {
+	type span struct {
+		id         uint64
+		start, end string
+		server     string
+	}
+	var spans []span
+	seen := map[uint64]string{}
+	for _, s := range c.Servers {
+		if s.killed {
+			continue
+		}
+		st, err := s.TS.ServerStatus(ctx, &tabletpb.ServerStatusRequest{})
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", s.Addr, err)
+		}
+		for _, ts := range st.Tablets {
+			d := ts.Tablet
+			if d.TableId != table {
+				continue
+			}
+			if other, ok := seen[d.TabletId]; ok {
+				return fmt.Errorf("tablet %d served by %s and %s", d.TabletId, other, s.Addr)
+			}
+			seen[d.TabletId] = s.Addr
+			spans = append(spans, span{d.TabletId, string(d.StartRow), string(d.EndRow), s.Addr})
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	want := ""
+	for i, sp := range spans {
+		if sp.start != want {
+			return fmt.Errorf("tablet %d on %s starts at %q, want %q (gap or overlap)", sp.id, sp.server, sp.start, want)
+		}
+		if sp.end == "" && i != len(spans)-1 {
+			return fmt.Errorf("tablet %d is unbounded but not last", sp.id)
+		}
+		want = sp.end
+	}
+	if len(spans) == 0 || want != "" {
+		return fmt.Errorf("the table's row space is not covered to its end (%d tablets, last end %q)", len(spans), want)
+	}
+	return nil
 }
