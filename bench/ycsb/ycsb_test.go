@@ -314,10 +314,26 @@ func TestRunAll_RejectsBadConfigAndCancelledContext(t *testing.T) {
 	}
 }
 
-func TestCellarPlaceholder_OpenFails(t *testing.T) {
-	s := NewCellarSystem([]string{"127.0.0.1:1"})
-	if _, err := s.Open(context.Background()); !errors.Is(err, ErrCellarNotWired) {
-		t.Errorf("Open = %v, want ErrCellarNotWired", err)
+func TestCellarSystem_AllWorkloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an in-process cluster")
+	}
+	s := NewCellarSystem(nil)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	rs, err := RunAll(ctx, []System{s}, Config{RecordCount: 300, OpCount: 300, Threads: 4, Seed: 1}, &out)
+	if err != nil {
+		t.Fatalf("RunAll: %v\n%s", err, out.String())
+	}
+	if len(rs) != 1 || len(rs[0].Workloads) != 6 {
+		t.Fatalf("results: %+v", rs)
+	}
+	for _, w := range rs[0].Workloads {
+		if w.Ops == 0 {
+			t.Errorf("workload %s ran no operations", w.Workload)
+		}
 	}
 }
 

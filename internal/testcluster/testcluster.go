@@ -19,10 +19,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -45,6 +45,8 @@ type Options struct {
 	Servers int
 	// Masters is the number of masters; default 2.
 	Masters int
+	// Dir, if set, holds the cluster's files (default tb.TempDir()).
+	Dir string
 	// MemFS keeps files in memory instead of the replicated dfs (faster;
 	// no leases, so a paused server's writes are not fenced by the FS).
 	MemFS bool
@@ -59,10 +61,19 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// TB is what a Cluster needs of its caller: *testing.T and *testing.B
+// satisfy it, and benchmarks outside tests implement it (see Standalone).
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // Cluster is a running mini-cluster. Its methods are for the test
 // goroutine.
 type Cluster struct {
-	tb   testing.TB
+	tb   TB
 	opts Options
 	log  *slog.Logger
 
@@ -83,6 +94,7 @@ type Master struct {
 	part   *locktest.Partition
 	cancel context.CancelFunc
 	done   chan struct{}
+	fsc    *dfs.Client
 	killed bool
 }
 
@@ -101,7 +113,7 @@ type Server struct {
 }
 
 // Start starts a cluster and registers its shutdown with tb.Cleanup.
-func Start(tb testing.TB, opts Options) *Cluster {
+func Start(tb TB, opts Options) *Cluster {
 	tb.Helper()
 	if opts.Servers == 0 {
 		opts.Servers = 3
@@ -121,7 +133,10 @@ func Start(tb testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{tb: tb, opts: opts, log: opts.Logger}
 	tb.Cleanup(c.Close)
-	dir := tb.TempDir()
+	dir := opts.Dir
+	if dir == "" {
+		dir = tb.TempDir()
+	}
 	lopts := locktest.FastOptions()
 	lopts.Logger = opts.Logger
 	lc, err := locktest.Start(1, dir+"/lock", lopts)
@@ -178,7 +193,7 @@ func (c *Cluster) FS() dfs.FS {
 	return fs
 }
 
-func listen(tb testing.TB) net.Listener {
+func listen(tb TB) net.Listener {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
@@ -189,8 +204,8 @@ func listen(tb testing.TB) net.Listener {
 // AddMaster starts one more master (a standby if one is active).
 func (c *Cluster) AddMaster() *Master {
 	lis := listen(c.tb)
-	fs, _ := c.newFS("master-" + lis.Addr().String())
-	m := &Master{Addr: lis.Addr().String(), part: locktest.NewPartition(), done: make(chan struct{})}
+	fs, fsc := c.newFS("master-" + lis.Addr().String())
+	m := &Master{Addr: lis.Addr().String(), part: locktest.NewPartition(), done: make(chan struct{}), fsc: fsc}
 	mm, err := master.New(master.Options{Addr: m.Addr, LockAddrs: c.LockAddrs(), FS: fs, LockDialer: m.part.Dial,
 		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second,
 		RPCTimeout: 20 * time.Second, Hooks: c.opts.MasterHooks, Logger: c.log.With("master", m.Addr)})
@@ -286,6 +301,9 @@ func (c *Cluster) KillMaster(i int) {
 	m.cancel()
 	<-m.done
 	m.M.Close()
+	if m.fsc != nil {
+		m.fsc.Close()
+	}
 }
 
 // ActiveMaster returns the index of the active master, or -1.
@@ -431,4 +449,70 @@ func (c *Cluster) CheckTablets(ctx context.Context, table uint64) error {
 		return fmt.Errorf("the table's row space is not covered to its end (%d tablets, last end %q)", len(spans), want)
 	}
 	return nil
+}
+
+// Standalone is a TB for using a Cluster outside a test (benchmarks): a
+// failure is returned by Err instead of ending a test, Close runs the
+// cleanups, and TempDir makes directories under Dir.
+type Standalone struct {
+	Dir      string
+	mu       sync.Mutex
+	cleanups []func()
+	err      error
+}
+
+func (s *Standalone) Helper() {}
+
+// Fatalf records the failure and stops the calling goroutine, as
+// testing.T.Fatalf does; Run reports it.
+func (s *Standalone) Fatalf(format string, args ...any) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = fmt.Errorf(format, args...)
+	}
+	s.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (s *Standalone) Cleanup(f func()) {
+	s.mu.Lock()
+	s.cleanups = append(s.cleanups, f)
+	s.mu.Unlock()
+}
+
+func (s *Standalone) TempDir() string {
+	d, err := os.MkdirTemp(s.Dir, "cluster-")
+	if err != nil {
+		s.Fatalf("temp dir: %v", err)
+	}
+	s.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// Close runs the cleanups, last first.
+func (s *Standalone) Close() {
+	s.mu.Lock()
+	cs := s.cleanups
+	s.cleanups = nil
+	s.mu.Unlock()
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i]()
+	}
+}
+
+// StartStandalone starts a cluster outside a test. The caller closes st.
+func StartStandalone(st *Standalone, opts Options) (*Cluster, error) {
+	var c *Cluster
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c = Start(st, opts)
+	}()
+	<-done
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err != nil {
+		return nil, st.err
+	}
+	return c, nil
 }
