@@ -1,7 +1,8 @@
 // Command bigtable-ycsb runs the YCSB core workloads (cellar/bench/ycsb) on
 // the Cloud Bigtable emulator (cloud.google.com/go/bigtable/bttest, in a
-// child process, through the official client) and, given --cellar-addr, on
-// a running Cellar cluster, interleaved workload by workload, and prints the
+// child process, through the official client) and on Cellar (an in-process
+// cluster with one tablet server, or a running one given --cellar-addr),
+// interleaved workload by workload, and prints the
 // ratios Cellar/emulator. Run: cd bench/bigtable && go run . --records 10000 --duration 2s
 //
 // It is a nested module so that the Bigtable client stays out of Cellar's
@@ -39,18 +40,19 @@ func main() {
 	flag.IntVar(&cfg.Threads, "threads", 16, "client goroutines")
 	flag.StringVar(&cfg.Workloads, "workloads", "A,B,C,D,E,F", "core workloads to run, in order")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of every random draw (0: from the clock; printed)")
-	flag.StringVar(&cellarAddr, "cellar-addr", "", "comma-separated lock-service addresses of a running Cellar cluster (empty: emulator only)")
+	flag.StringVar(&cellarAddr, "cellar-addr", "", "comma-separated lock-service addresses of a running Cellar cluster (empty: an in-process cluster with one tablet server)")
+	noCellar := flag.Bool("no-cellar", false, "run only the emulator")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, cellarAddr); err != nil {
+	if err := run(ctx, cfg, cellarAddr, *noCellar); err != nil {
 		fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
 		stop()
 		os.Exit(1) // deferred Closes in run have already stopped the emulator
 	}
 }
 
-func run(ctx context.Context, cfg ycsb.Config, cellarAddr string) (err error) {
+func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar bool) (err error) {
 	// Cellar first, so the ratios read Cellar / emulator.
 	var systems []ycsb.System
 	defer func() {
@@ -58,10 +60,14 @@ func run(ctx context.Context, cfg ycsb.Config, cellarAddr string) (err error) {
 			err = errors.Join(err, s.Close())
 		}
 	}()
-	if addrs := splitAddrs(cellarAddr); len(addrs) > 0 {
+	if !noCellar {
+		addrs := splitAddrs(cellarAddr)
+		if len(addrs) == 0 {
+			fmt.Println("cellar: starting an in-process cluster (lock service, dfs with 3 chunkservers on local disk, 1 master, 1 tablet server); writes use sync durability")
+		}
 		systems = append(systems, ycsb.NewCellarSystem(addrs))
 	} else {
-		fmt.Println("note: --cellar-addr is empty: the Cellar side is skipped, only the emulator runs")
+		fmt.Println("note: --no-cellar: only the emulator runs")
 	}
 	emu, err := startEmulator(ctx)
 	if err != nil {

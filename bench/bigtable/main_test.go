@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"cellar/bench/ycsb"
 )
@@ -94,10 +95,17 @@ func TestEmulator_ReadOfMissingRowIsErrNotFound(t *testing.T) {
 	}
 }
 
-func TestRun_CellarPlaceholderFailsAndStopsEmulator(t *testing.T) {
-	err := run(context.Background(), ycsb.Config{RecordCount: 10, OpCount: 10, Threads: 1, Seed: 1}, "127.0.0.1:1")
-	if !errors.Is(err, ycsb.ErrCellarNotWired) {
-		t.Errorf("run with --cellar-addr = %v, want ErrCellarNotWired", err)
+func TestRun_BothSystemsSideBySide(t *testing.T) {
+	if err := run(context.Background(), ycsb.Config{RecordCount: 50, OpCount: 50, Threads: 2, Seed: 1}, "", false); err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+func TestRun_UnreachableCellarFailsAndStopsEmulator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, ycsb.Config{RecordCount: 10, OpCount: 10, Threads: 1, Seed: 1}, "127.0.0.1:1", false); err == nil {
+		t.Errorf("run with an unreachable --cellar-addr succeeded")
 	}
 }
 
