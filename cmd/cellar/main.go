@@ -71,6 +71,7 @@ func benchCommands() []*cobra.Command {
 		benchDFSCmd(),
 		benchEngineCmd(),
 		benchLockCmd(),
+		benchYCSBCmd(),
 	}
 }
 
