@@ -412,7 +412,9 @@ func (m *Master) modifyFamilies(ctx context.Context, req *masterpb.ModifyFamilie
 	var reloads []reload
 	for _, ti := range t.tabletsOfLocked(id) {
 		if s := t.servers[ti.server]; s != nil {
-			reloads = append(reloads, reload{s.addr, cloneDesc(ti.desc)})
+			d := cloneDesc(ti.desc)
+			d.ServerId, d.ServerAddress = s.id, s.addr
+			reloads = append(reloads, reload{s.addr, d})
 		}
 	}
 	t.mu.Unlock()

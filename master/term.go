@@ -294,6 +294,12 @@ func (t *term) refreshStatuses(ctx context.Context) {
 		if t.servers[a.s.id] != a.s {
 			continue // lost meanwhile
 		}
+		if a.st.ServerId != a.s.id {
+			// Another incarnation answers on the address of one whose
+			// session has not expired yet: not that server's state.
+			t.m.log.Debug("status from another incarnation", "server", a.s.id, "answered", a.st.ServerId)
+			continue
+		}
 		a.s.status = a.st
 		reported := map[uint64]bool{}
 		for _, ts := range a.st.Tablets {
@@ -516,7 +522,9 @@ func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMe
 	}
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
-	_, err = cl.LoadTablet(rctx, &tabletpb.LoadTabletRequest{Master: seqProto(t.seq), Tablet: desc, Schema: schema, RecoveredEdits: edits})
+	req := &tabletpb.LoadTabletRequest{Master: seqProto(t.seq), Tablet: cloneDesc(desc), Schema: schema, RecoveredEdits: edits}
+	req.Tablet.ServerId, req.Tablet.ServerAddress = s.id, s.addr // refused by any other incarnation on that address
+	_, err = cl.LoadTablet(rctx, req)
 	cancel()
 	if err != nil {
 		done("")

@@ -77,6 +77,11 @@ func (s *Server) loadTablet(ctx context.Context, req *tabletpb.LoadTabletRequest
 	if err := validateDescriptor(desc, schema); err != nil {
 		return err
 	}
+	// A server restarted on a dead one's address must not take tablets
+	// meant for the dead incarnation: the master has not recovered its log.
+	if id := desc.GetServerId(); id != "" && id != s.opts.ID {
+		return fmt.Errorf("%w: tablet %d was assigned to %s, this is %s", serr.ErrWrongServer, desc.GetTabletId(), id, s.opts.ID)
+	}
 	for _, d := range req.GetRecoveredEdits() {
 		if err := dfs.CheckPath(d, false); err != nil {
 			return fmt.Errorf("%w: recovered edits dir: %v", serr.ErrInvalidArgument, err)

@@ -26,6 +26,10 @@ var (
 	// ErrStaleSequencer: a master request carried a sequencer that is no
 	// longer the active master's. FAILED_PRECONDITION.
 	ErrStaleSequencer = errors.New("cellar: stale master sequencer")
+	// ErrWrongServer: a master request meant for another tablet-server
+	// incarnation (a restarted server reusing the address of a dead one).
+	// FAILED_PRECONDITION.
+	ErrWrongServer = errors.New("cellar: request meant for another tablet server")
 	// ErrNotMaster: a standby master was asked to act. UNAVAILABLE.
 	ErrNotMaster = errors.New("cellar: not the active master")
 	// ErrTableNotFound: no table of that name or id. NOT_FOUND.
@@ -51,6 +55,7 @@ var (
 var Wire = rpcerr.NewTable(
 	rpcerr.Entry{Err: ErrNotServing, Code: codes.Unavailable, Reason: "NOT_SERVING"},
 	rpcerr.Entry{Err: ErrStaleSequencer, Code: codes.FailedPrecondition, Reason: "STALE_SEQUENCER"},
+	rpcerr.Entry{Err: ErrWrongServer, Code: codes.FailedPrecondition, Reason: "WRONG_SERVER"},
 	rpcerr.Entry{Err: ErrNotMaster, Code: codes.Unavailable, Reason: "NOT_MASTER"},
 	rpcerr.Entry{Err: ErrTableNotFound, Code: codes.NotFound, Reason: "TABLE_NOT_FOUND"},
 	rpcerr.Entry{Err: ErrTableExists, Code: codes.AlreadyExists, Reason: "TABLE_EXISTS"},
