@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +17,7 @@ import (
 // (cd bench/bigtable && go run .).
 func benchYCSBCmd() *cobra.Command {
 	var cfg ycsb.Config
-	var cluster string
+	var cluster, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "ycsb",
 		Short: "YCSB core workloads A-F: ops/s and p50/p99/p999 latency per operation",
@@ -23,6 +25,17 @@ func benchYCSBCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if err := cfg.Validate(); err != nil {
 				return err
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			sys := ycsb.NewCellarSystem(splitList(cluster))
 			defer func() { err = errors.Join(err, sys.Close()) }()
@@ -41,6 +54,7 @@ func benchYCSBCmd() *cobra.Command {
 	f.Int64Var(&cfg.OpCount, "ops", 0, "operations per workload (0: run for --duration)")
 	f.IntVar(&cfg.Threads, "threads", 16, "client goroutines")
 	f.StringVar(&cfg.Workloads, "workloads", "A,B,C,D,E,F", "workloads to run, in order")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and in-process cluster) to this file")
 	f.Int64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock; printed)")
 	return cmd
 }
