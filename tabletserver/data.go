@@ -61,7 +61,7 @@ func (s *Server) mutateRow(ctx context.Context, req *tabletpb.MutateRowRequest) 
 		return err
 	}
 	defer e.done()
-	defer s.lockRow(req.GetTableId(), req.GetRowKey())()
+	defer s.sharedLockRow(req.GetTableId(), req.GetRowKey())()
 	return s.apply(ctx, e, req.GetRowKey(), muts, wo)
 }
 
@@ -139,11 +139,11 @@ func (s *Server) applyGroup(ctx context.Context, table uint64, e *entry, rows []
 	}
 	sort.Ints(stripes)
 	for _, st := range stripes {
-		s.rowLocks[st].Lock()
+		s.rowLocks[st].RLock()
 	}
 	defer func() {
 		for _, st := range stripes {
-			s.rowLocks[st].Unlock()
+			s.rowLocks[st].RUnlock()
 		}
 	}()
 	if !s.serving() {

@@ -34,12 +34,14 @@
 // with serr.ErrNotServing before anything is applied, as do tablet errors
 // that mean the same (tablet.ErrClosed, tablet.ErrRowOutOfRange).
 //
-// Every write to a row (MutateRow, each row of MutateRows, the read and
-// write of CheckAndMutateRow and ReadModifyWriteRow) holds one of 1024
-// striped row locks chosen by a hash of (table, row), so conditional and
-// read-modify-write operations are linearizable with respect to other
-// writes of the row. Reads take no row lock: the tablet gives them a
-// consistent snapshot. MutateRows takes its rows' stripes in ascending order.
+// Every write to a row holds one of 1024 striped read-write row locks chosen
+// by a hash of (table, row): blind writes (MutateRow, each row of
+// MutateRows) hold it shared, so writes of one hot row still share commit-log
+// syncs; the read and write of CheckAndMutateRow and ReadModifyWriteRow hold
+// it exclusively, so they see every write acknowledged before them, none in
+// flight, and are linearizable with respect to other writes of the row.
+// Reads take no row lock: the tablet gives them a consistent snapshot.
+// MutateRows takes its rows' stripes in ascending order.
 //
 // # Splits
 //

@@ -49,7 +49,7 @@ type Server struct {
 	run    atomic.Int32 // runNew, runServing, runStopped
 	fenced atomic.Bool  // the lock session has been in jeopardy too long
 
-	rowLocks   [rowLockStripes]sync.Mutex
+	rowLocks   [rowLockStripes]sync.RWMutex
 	compactSem chan struct{}
 	splitPoke  chan struct{}
 
@@ -363,11 +363,22 @@ func (s *Server) removeLocked(e *entry) {
 	}
 }
 
-// lockRow locks the row-lock stripe of (table, row) and returns the unlock.
+// lockRow locks the row-lock stripe of (table, row) exclusively (for a
+// read-then-write: CheckAndMutate, ReadModifyWrite) and returns the unlock.
 func (s *Server) lockRow(table uint64, row []byte) func() {
 	m := &s.rowLocks[stripe(table, row)]
 	m.Lock()
 	return m.Unlock
+}
+
+// sharedLockRow locks the stripe shared, for a blind write: blind writes
+// of one row run concurrently (the tablet orders them by sequence number
+// and shares their commit-log sync), but not with a read-then-write, which
+// must see every write acknowledged before it and none in flight.
+func (s *Server) sharedLockRow(table uint64, row []byte) func() {
+	m := &s.rowLocks[stripe(table, row)]
+	m.RLock()
+	return m.RUnlock
 }
 
 func stripe(table uint64, row []byte) int {
