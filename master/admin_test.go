@@ -23,7 +23,9 @@ func TestValidateTableName(t *testing.T) {
 }
 
 func TestValidateFamilies(t *testing.T) {
-	gc := func(n int32) *datapb.GcRule { return &datapb.GcRule{Rule: &datapb.GcRule_MaxNumVersions{MaxNumVersions: n}} }
+	gc := func(n int32) *datapb.GcRule {
+		return &datapb.GcRule{Rule: &datapb.GcRule_MaxNumVersions{MaxNumVersions: n}}
+	}
 	ok := []*datapb.ColumnFamily{{Name: "a", GcRule: gc(3)}, {Name: "b"}}
 	if err := validateFamilies(ok); err != nil {
 		t.Errorf("valid families: %v", err)
