@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,12 +43,22 @@ func (w *writer) run(ctx context.Context, tbl *client.Table, id int) {
 	}
 }
 
+// incompressible returns 1000 pseudo-random printable bytes: SSTable
+// blocks are compressed and splits count bytes on disk.
+func incompressible(a, b uint64) string {
+	r := rand.New(rand.NewPCG(a, b))
+	buf := make([]byte, 1000)
+	for i := range buf {
+		buf[i] = byte('!' + r.IntN(90))
+	}
+	return string(buf)
+}
+
 // runPadded is run with 1 KB values, to make tablets split.
 func (w *writer) runPadded(ctx context.Context, tbl *client.Table, id int) {
-	pad := strings.Repeat("x", 1000)
 	for i := 0; ctx.Err() == nil; i++ {
 		row := fmt.Sprintf("%c-w%d-%06d", 'a'+rune((i*7+id)%26), id, i)
-		val := fmt.Sprintf("v%d-%d-%s", id, i, pad)
+		val := fmt.Sprintf("v%d-%d-%s", id, i, incompressible(uint64(id), uint64(i)))
 		m := client.NewMutation()
 		m.Set("f", "q", 1, []byte(val))
 		if err := tbl.Apply(ctx, row, m); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,14 +27,13 @@ func TestSplitUnderLoad(t *testing.T) {
 	w := &writer{acked: map[string]string{}}
 	wctx, stopWriters := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	pad := strings.Repeat("x", 1000)
 	for i := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := 0; wctx.Err() == nil; n++ {
 				row := fmt.Sprintf("%c-w%d-%06d", 'a'+rune((n*7+i)%26), i, n)
-				val := fmt.Sprintf("v%d-%d-%s", i, n, pad)
+				val := fmt.Sprintf("v%d-%d-%s", i, n, incompressible(uint64(i), uint64(n)))
 				m := client.NewMutation()
 				m.Set("f", "q", 1, []byte(val))
 				if err := tbl.Apply(wctx, row, m); err == nil {
@@ -47,8 +45,16 @@ func TestSplitUnderLoad(t *testing.T) {
 		}()
 	}
 	scans, problems := 0, 0
-	deadline := time.Now().Add(8 * time.Second)
-	for time.Now().Before(deadline) {
+	// Scan for at least 8 s and until the table has split (a slow -race
+	// run writes less), at most 60 s.
+	begin := time.Now()
+	for {
+		if el := time.Since(begin); el > 8*time.Second {
+			info, err := cl.Admin().TableInfo(ctx, "s")
+			if el > 60*time.Second || err == nil && len(info.Tablets) >= 3 {
+				break
+			}
+		}
 		w.mu.Lock()
 		before := maps.Clone(w.acked)
 		w.mu.Unlock()
