@@ -170,8 +170,10 @@ func TestGroupCommitManyAppenders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Replay (seed %d): %v", seed, err)
 	}
-	if st.Entries != appenders*perAppender || st.Files != len(files) || st.TornTail {
-		t.Fatalf("stats = %+v, want %d entries in %d files", st, appenders*perAppender, len(files))
+	// Files was read before Close: async appends still queued then may
+	// have rolled the log once more while Close drained them.
+	if st.Entries != appenders*perAppender || st.Files < len(files) || st.Files > len(files)+1 || st.TornTail {
+		t.Fatalf("stats = %+v, want %d entries in %d (or one more) files", st, appenders*perAppender, len(files))
 	}
 	next := make([]keys.SeqNum, appenders)
 	for _, e := range got {
