@@ -141,7 +141,7 @@ func TestGroupCommitManyAppenders(t *testing.T) {
 			defer wg.Done()
 			for i, n := range sizes[g] {
 				seq := keys.SeqNum(i + 1)
-				if err := l.Append(context.Background(), wal.Entry{Tablet: uint64(g), Seq: seq, Data: data(uint64(g), seq, n)}, i%4 != 0); err != nil {
+				if err := l.Append(context.Background(), wal.Entry{Tablet: uint64(g), Seq: seq, Data: data(uint64(g), seq, n)}, i%4 != 0 || i == len(sizes[g])-1); err != nil {
 					t.Errorf("Append: %v", err)
 					return
 				}
