@@ -78,7 +78,12 @@ func TestSplitUnderLoad(t *testing.T) {
 		for k := range before {
 			if !seen[k] {
 				if problems < 5 {
-					t.Errorf("scan %d missed row %q acknowledged before it began", scans, k)
+					// Tell a scan that skipped a row from a lost row.
+					r, rerr := tbl.ReadRow(ctx, k)
+					t.Errorf("scan %d missed row %q acknowledged before it began (ReadRow now: found=%v err=%v)", scans, k, r != nil, rerr)
+					if problems == 0 {
+						t.Logf("tablets when the first miss was seen:\n%s", c.Dump(ctx))
+					}
 				}
 				problems++
 			}
