@@ -85,10 +85,13 @@ func fillTable(t *testing.T, tbl *client.Table, seed uint64, valueSize int) {
 			m.Set("g", "x", 20, []byte(fmt.Sprintf("w%d w%d common", i%7, i%11)))
 		}
 		rows, muts = append(rows, rowKey(i)), append(muts, m)
-	}
-	errs, err := tbl.ApplyBulk(ctx, rows, muts)
-	if err != nil || errs != nil {
-		t.Fatalf("fill: %v %v", err, errors.Join(errs...))
+		if len(rows) == 200 || i == testRows-1 { // under gRPC's 4 MiB message limit
+			errs, err := tbl.ApplyBulk(ctx, rows, muts)
+			if err != nil || errs != nil {
+				t.Fatalf("fill: %v %v", err, errors.Join(errs...))
+			}
+			rows, muts = rows[:0], muts[:0]
+		}
 	}
 }
 

@@ -14,8 +14,10 @@ import (
 const (
 	// DefaultBatchRows is TableOutput.BatchRows when zero.
 	DefaultBatchRows = 1000
-	// DefaultBatchBytes is TableOutput.BatchBytes when zero (4 MiB).
-	DefaultBatchBytes = 4 << 20
+	// DefaultBatchBytes is TableOutput.BatchBytes when zero (2 MiB: one
+	// ApplyBulk request per server must stay under gRPC's default 4 MiB
+	// message limit).
+	DefaultBatchBytes = 2 << 20
 )
 
 // TableOutput writes a job's reduce output into a Cellar table (Bigtable
