@@ -420,6 +420,17 @@ func testBadInput(t *testing.T, e *tableEnv) {
 	if n := len(dump(t, e.cl.Open("onlyf"))); n != 0 {
 		t.Errorf("the refused copy wrote %d cells", n)
 	}
+	// Import cannot check families up front: the refused rows are reported
+	// per row (a *WriteError) in the reduce task's error.
+	fs := memfs.New()
+	if err := run(mapreduce.ExportJob(mapreduce.TableInput{Client: e.cl, Table: "src", Start: "r0000", End: "r0010"}, mapreduce.FileOutput{FS: fs, Dir: "ten"})); err != nil {
+		t.Fatal(err)
+	}
+	err := run(mapreduce.ImportJob(mapreduce.FileInput{FS: fs, Paths: []string{"ten"}}, &mapreduce.TableOutput{Client: e.cl, Table: "onlyf"}))
+	var we *mapreduce.WriteError
+	if !errors.As(err, &we) || !errors.Is(err, mapreduce.ErrWriteFailed) || !errors.Is(err, client.ErrUnknownFamily) || we.Failed == 0 || len(we.Rows) == 0 || !strings.HasPrefix(we.Rows[0].Row, "r000") {
+		t.Errorf("import into a table without family g: %v, want a WriteError naming rows, wrapping ErrUnknownFamily", err)
+	}
 	if err := run(mapreduce.CopyTableJob(mapreduce.TableInput{Client: e.cl, Table: "src"}, &mapreduce.TableOutput{Client: e.cl, Table: "nosuch"})); !errors.Is(err, client.ErrTableNotFound) {
 		t.Errorf("unknown output table: %v, want ErrTableNotFound", err)
 	}
@@ -456,7 +467,7 @@ func testBadInput(t *testing.T, e *tableEnv) {
 		}
 		return mapreduce.SumCounts(ctx, key, values, emit)
 	}
-	err := run(job)
+	err = run(job)
 	var te *mapreduce.TaskError
 	if !errors.As(err, &te) || te.Phase != mapreduce.PhaseReduce || string(te.Key) != "w3" || !strings.Contains(err.Error(), `key "w3"`) {
 		t.Errorf("reduce failure: %v, want a reduce TaskError naming key w3", err)
