@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cellar/client"
+	"cellar/dfs/dfscluster"
 	"cellar/internal/testcluster"
 )
 
@@ -80,6 +81,25 @@ func TestJobCommands(t *testing.T) {
 	// Exporting into the same directory again is refused.
 	if out, err := run(t, "job", cluster, tmp, "export", "src", dir); err == nil {
 		t.Fatalf("export into a non-empty directory succeeded: %s", out)
+	}
+
+	// The same round trip through the replicated dfs (dfs:PATH).
+	dc, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	if err := cl.Admin().CreateTable(ctx, "back2", fams); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitAllAssigned(ctx); err != nil {
+		t.Fatal(err)
+	}
+	masters := "--dfs-masters=" + strings.Join(dc.MasterAddrs(), ",")
+	mustRun("export", masters, "src", "dfs:/exports/src")
+	mustRun("import", masters, "back2", "dfs:/exports/src")
+	if out := mustRun("rowcount", "back2", "--cells"); !strings.Contains(out, "rows\t100\n") || !strings.Contains(out, "cells\tf\t100\n") {
+		t.Fatalf("rowcount after the dfs round trip = %q", out)
 	}
 
 	tsv := filepath.Join(t.TempDir(), "in.tsv")
