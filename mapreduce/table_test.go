@@ -490,9 +490,9 @@ func TestTableInput_SplitAndKillMidJob(t *testing.T) {
 
 	// exportPausing exports src, pausing the map function at row r0450
 	// (tablet [r0400, r0800)) while fault runs.
-	exportPausing := func(dir string, fault func()) []string {
+	exportPausing := func(dir string, in mapreduce.TableInput, fault func()) []string {
 		t.Helper()
-		job := mapreduce.ExportJob(mapreduce.TableInput{Client: e.cl, Table: "src", BatchRows: 8}, mapreduce.FileOutput{FS: fs, Dir: dir})
+		job := mapreduce.ExportJob(in, mapreduce.FileOutput{FS: fs, Dir: dir})
 		inner := job.Map
 		reached, resume := make(chan struct{}), make(chan struct{})
 		var once sync.Once
@@ -528,7 +528,7 @@ func TestTableInput_SplitAndKillMidJob(t *testing.T) {
 	}
 
 	t.Run("Split", func(t *testing.T) {
-		got := exportPausing("split", func() {
+		got := exportPausing("split", mapreduce.TableInput{Client: e.cl, Table: "src", BatchRows: 8}, func() {
 			if err := e.cl.Admin().SplitTable(ctx, "src", "r0600"); err != nil {
 				t.Fatalf("split: %v", err)
 			}
@@ -545,28 +545,46 @@ func TestTableInput_SplitAndKillMidJob(t *testing.T) {
 		}
 	})
 
+	// killServing kills the server of the tablet holding r0450.
+	killServing := func() {
+		info, err := e.cl.Admin().TableInfo(ctx, "src")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addr string
+		for _, tb := range info.Tablets {
+			if tb.StartKey <= "r0450" && (tb.EndKey == "" || "r0450" < tb.EndKey) {
+				addr = tb.ServerAddr
+			}
+		}
+		for i, s := range e.c.Servers {
+			if s.Addr == addr {
+				e.c.KillServer(i)
+				return
+			}
+		}
+		t.Fatalf("no server at %q", addr)
+	}
+
 	t.Run("KillServer", func(t *testing.T) {
-		got := exportPausing("kill", func() {
-			info, err := e.cl.Admin().TableInfo(ctx, "src")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var addr string
-			for _, tb := range info.Tablets {
-				if tb.StartKey <= "r0450" && (tb.EndKey == "" || "r0450" < tb.EndKey) {
-					addr = tb.ServerAddr
-				}
-			}
-			for i, s := range e.c.Servers {
-				if s.Addr == addr {
-					e.c.KillServer(i)
-					return
-				}
-			}
-			t.Fatalf("no server at %q", addr)
-		})
+		got := exportPausing("kill", mapreduce.TableInput{Client: e.cl, Table: "src", BatchRows: 8}, killServing)
 		if !slices.Equal(got, want) {
 			t.Fatalf("export during a server kill differs: %d cells, want %d", len(got), len(want))
+		}
+	})
+
+	// With a 300ms client call deadline, scans give up while the killed
+	// server's tablets are reassigned (and long scans end at the
+	// deadline): the reader resumes after the last row it returned.
+	t.Run("KillServerReaderResumes", func(t *testing.T) {
+		short, err := client.Dial(ctx, e.c.LockAddrs(), client.WithDefaultCallTimeout(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer short.Close()
+		got := exportPausing("kill-resume", mapreduce.TableInput{Client: short, Table: "src", BatchRows: 8, ResumeAttempts: 100}, killServing)
+		if !slices.Equal(got, want) {
+			t.Fatalf("export with resumed scans differs: %d cells, want %d", len(got), len(want))
 		}
 	})
 }

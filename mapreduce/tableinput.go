@@ -22,8 +22,9 @@ import (
 // reader of a split scans it with client.ReadRows, which follows the rows
 // across tablet moves and splits and resumes strictly after the last row it
 // delivered; if a scan still gives up (no server answered within the
-// client's call deadline), the reader starts a new scan strictly after the
-// last row it returned, up to ResumeAttempts times. A split is thus read in
+// client's call deadline, client.ErrUnavailable, or the deadline ended the
+// scan), the reader starts a new scan strictly after the last row it
+// returned, up to ResumeAttempts times. A split is thus read in
 // key order with no row repeated or skipped, although its tablet moves or
 // splits during the job. Splits are computed once, at job start: a tablet
 // that split later is still read as the one split it was.
@@ -279,7 +280,10 @@ func (r *tableReader) scan(ctx context.Context) error {
 			}
 			return nil
 		}
-		if ctx.Err() != nil || !errors.Is(err, client.ErrUnavailable) || resumed >= r.resumes {
+		// Resume after the client gave up on unavailable servers or ran
+		// out of its own call deadline (the job's ctx is still live).
+		transient := errors.Is(err, client.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+		if ctx.Err() != nil || !transient || resumed >= r.resumes {
 			return fmt.Errorf("cellar/mapreduce: scan %s: %w", r.s.Description(), err)
 		}
 		// The scan gave up after its retries: start again strictly after
