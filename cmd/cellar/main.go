@@ -85,6 +85,7 @@ func serverCommands() []*cobra.Command {
 		lockCmd(),
 		masterCmd(),
 		tabletServerCmd(),
+		jobCmd(),
 	}
 }
 
