@@ -9,6 +9,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"cellar/internal/rpcerr"
 	tabletpb "cellar/proto/cellar/tablet/v1"
@@ -65,6 +66,9 @@ func (t *Table) ApplyBulk(ctx context.Context, rows []string, muts []*Mutation, 
 	return nil, nil
 }
 
+// bulkRequestBytes bounds the entries of one MutateRows request.
+const bulkRequestBytes = 8 << 20
+
 // bulkRound sends pending entries once and returns those to retry (their
 // errs slot holds the last error).
 func (t *Table) bulkRound(ctx context.Context, rows []string, muts []*Mutation, o applyOptions, pending []int, errs []error) (retry []int) {
@@ -103,29 +107,43 @@ func (t *Table) bulkRound(ctx context.Context, rows []string, muts []*Mutation, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := &tabletpb.MutateRowsRequest{TableId: id, Durability: o.durability.proto()}
-			for _, i := range g.idx {
-				req.Entries = append(req.Entries, &tabletpb.MutateRowsRequest_Entry{RowKey: []byte(rows[i]), Mutations: muts[i].ops})
-			}
-			var resp *tabletpb.MutateRowsResponse
-			cl, err := t.c.tabletClient(addr)
-			if err == nil {
-				resp, err = cl.MutateRows(ctx, req)
-				err = wireErr(err)
-			}
-			if err == nil && len(resp.Results) != len(g.idx) {
-				err = fmt.Errorf("cellar/client: MutateRows at %s returned %d results for %d entries", addr, len(resp.Results), len(g.idx))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for k, i := range g.idx {
-				e := err
-				if e == nil {
-					e = resultErr(resp.Results[k])
+			// Requests stay under bulkRequestBytes (one oversized entry
+			// goes alone), far below the message limit.
+			for start := 0; start < len(g.idx); {
+				req := &tabletpb.MutateRowsRequest{TableId: id, Durability: o.durability.proto()}
+				size, end := 0, start
+				for ; end < len(g.idx); end++ {
+					i := g.idx[end]
+					e := &tabletpb.MutateRowsRequest_Entry{RowKey: []byte(rows[i]), Mutations: muts[i].ops}
+					n := proto.Size(e)
+					if end > start && size+n > bulkRequestBytes {
+						break
+					}
+					req.Entries = append(req.Entries, e)
+					size += n
 				}
-				if t.classifyBulk(ctx, rows[i], muts[i], g.locs[k], e, &errs[i]) {
-					retry = append(retry, i)
+				var resp *tabletpb.MutateRowsResponse
+				cl, err := t.c.tabletClient(addr)
+				if err == nil {
+					resp, err = cl.MutateRows(ctx, req)
+					err = wireErr(err)
 				}
+				if err == nil && len(resp.Results) != end-start {
+					err = fmt.Errorf("cellar/client: MutateRows at %s returned %d results for %d entries", addr, len(resp.Results), end-start)
+				}
+				mu.Lock()
+				for k := start; k < end; k++ {
+					i := g.idx[k]
+					e := err
+					if e == nil {
+						e = resultErr(resp.Results[k-start])
+					}
+					if t.classifyBulk(ctx, rows[i], muts[i], g.locs[k], e, &errs[i]) {
+						retry = append(retry, i)
+					}
+				}
+				mu.Unlock()
+				start = end
 			}
 		}()
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"cellar/internal/metadata"
+	"cellar/internal/rpclimit"
 	"cellar/lock"
 	datapb "cellar/proto/cellar/data/v1"
 	masterpb "cellar/proto/cellar/master/v1"
@@ -125,7 +126,8 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if cc := c.mu.conns[addr]; cc != nil {
 		return cc, nil
 	}
-	dopts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.opts.grpcOpts...)
+	dopts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpclimit.DialOptions()...)
+	dopts = append(dopts, c.opts.grpcOpts...)
 	cc, err := grpc.NewClient(addr, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("cellar/client: connect %s: %w", addr, err)

@@ -14,6 +14,7 @@ import (
 	"cellar/dfs"
 	"cellar/dfs/local"
 	"cellar/internal/metaclient"
+	"cellar/internal/rpclimit"
 	"cellar/lock"
 	"cellar/master"
 	masterpb "cellar/proto/cellar/master/v1"
@@ -144,7 +145,7 @@ func tabletServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gs := grpc.NewServer()
+			gs := grpc.NewServer(rpclimit.ServerOptions()...)
 			tabletpb.RegisterTabletServerServer(gs, ts)
 			go gs.Serve(lis)
 			if err := ts.Start(ctx); err != nil {

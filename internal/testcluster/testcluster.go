@@ -31,6 +31,7 @@ import (
 	"cellar/dfs/dfscluster"
 	"cellar/dfs/memfs"
 	"cellar/internal/metaclient"
+	"cellar/internal/rpclimit"
 	"cellar/lock"
 	"cellar/lock/locktest"
 	"cellar/master"
@@ -247,7 +248,7 @@ func (c *Cluster) AddServer() *Server {
 		c.tb.Fatalf("tablet server: %v", err)
 	}
 	s.TS = ts
-	s.gs = grpc.NewServer()
+	s.gs = grpc.NewServer(rpclimit.ServerOptions()...)
 	tabletpb.RegisterTabletServerServer(s.gs, ts)
 	go s.gs.Serve(lis)
 	if err := ts.Start(ctx); err != nil {
