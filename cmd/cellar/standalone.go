@@ -34,7 +34,8 @@ closed); restarted on the same --data directory, it serves all its data
 again, also after a crash (SIGKILL).
 
 Every flag falls back to the environment variable named in its help.`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
+		PreRunE: applyEnv,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
@@ -81,12 +82,14 @@ Every flag falls back to the environment variable named in its help.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Dir, "data", envDefault("STANDALONE_DATA", "cellar-data"), "data directory; one process at a time (env CELLAR_STANDALONE_DATA)")
-	f.StringVar(&o.Listen, "listen", envDefault("STANDALONE_LISTEN", standalone.DefaultListen), "gRPC listen address, the one port of every service (env CELLAR_STANDALONE_LISTEN)")
-	f.StringVar(&o.Advertise, "advertise", envDefault("STANDALONE_ADVERTISE", ""), "address clients dial, published in the lock service; default the listen address, required when listening on 0.0.0.0 (env CELLAR_STANDALONE_ADVERTISE)")
-	f.Int64Var(&o.SplitSize, "split-size", envInt("SPLIT_SIZE", 0), "split a tablet past this many bytes; 0 = 256 MiB (env CELLAR_SPLIT_SIZE)")
-	f.Int64Var(&o.CacheSize, "cache-size", envInt("CACHE_SIZE", standalone.DefaultCacheSize), "block cache bytes (env CELLAR_CACHE_SIZE)")
-	f.StringVar(&logLevel, "log-level", envDefault("LOG_LEVEL", "error"), "least level of the log on stderr: debug, info, warn, error (env CELLAR_LOG_LEVEL)")
-	f.DurationVar(&readyWait, "ready-timeout", envDuration("STANDALONE_READY_TIMEOUT", time.Minute), "how long to wait for every tablet to be served before saying so (env CELLAR_STANDALONE_READY_TIMEOUT)")
+	f.StringVar(&o.Dir, "data", "cellar-data", "data directory; one process at a time")
+	f.StringVar(&o.Listen, "listen", standalone.DefaultListen, "gRPC listen address: the one port of every service")
+	f.StringVar(&o.Advertise, "advertise", "", "address clients dial, published in the lock service; default the listen address, required when listening on 0.0.0.0")
+	f.Int64Var(&o.SplitSize, "split-size", 0, "split a tablet past this many bytes; 0 = 256 MiB")
+	f.Int64Var(&o.CacheSize, "cache-size", standalone.DefaultCacheSize, "block cache bytes")
+	f.StringVar(&logLevel, "log-level", "error", "least level of the log on stderr: debug, info, warn, error")
+	f.DurationVar(&readyWait, "ready-timeout", time.Minute, "how long to wait for every tablet to be served before saying it is not")
+	envFlags(f, map[string]string{"data": "STANDALONE_DATA", "listen": "STANDALONE_LISTEN", "advertise": "STANDALONE_ADVERTISE",
+		"split-size": "SPLIT_SIZE", "cache-size": "CACHE_SIZE", "log-level": "LOG_LEVEL", "ready-timeout": "STANDALONE_READY_TIMEOUT"})
 	return cmd
 }
