@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,9 +78,11 @@ key is appended to --log (one per line) only after the write returned
 success. The table is created if missing, pre-split into 8 tablets.
 
 Every 200ms a one-line status is written to --status (if given):
-  acked=N errors=N oldest_ack_ms=UNIX_MS
-where oldest_ack_ms is the oldest among the writers' latest acknowledgements:
-once it is later than a fault, every writer has made progress since.`,
+  acked=N errors=N oldest_ack_ms=UNIX_MS stalled=N stall_end_ms=UNIX_MS
+oldest_ack_ms is the oldest among the writers' latest acknowledgements;
+stalled counts writes in flight for longer than 500ms; stall_end_ms is when
+the latest write that took longer than 500ms ended. A fault's recovery time
+is thus stall_end_ms minus the fault's time, read once stalled is 0 again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if logPath == "" {
@@ -143,7 +146,45 @@ once it is later than a fault, every writer has made progress since.`,
 		},
 	}
 	verify.Flags().StringVar(&verifyLog, "log", "", "file of acknowledged row keys, one per line (required)")
-	root.AddCommand(write, verify)
+	servers := &cobra.Command{
+		Use:   "servers",
+		Short: "Print the servers of the table's tablets, most tablets first: ADDRESS COUNT",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			info, err := c.Admin().TableInfo(cmd.Context(), table)
+			if err != nil {
+				return err
+			}
+			counts := map[string]int{}
+			for _, t := range info.Tablets {
+				addr := t.ServerAddr
+				if addr == "" {
+					addr = "(unassigned)"
+				}
+				counts[addr]++
+			}
+			addrs := make([]string, 0, len(counts))
+			for a := range counts {
+				addrs = append(addrs, a)
+			}
+			sort.Slice(addrs, func(i, j int) bool {
+				if counts[addrs[i]] != counts[addrs[j]] {
+					return counts[addrs[i]] > counts[addrs[j]]
+				}
+				return addrs[i] < addrs[j]
+			})
+			for _, a := range addrs {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %d\n", a, counts[a])
+			}
+			return nil
+		},
+	}
+	root.AddCommand(write, verify, servers)
 	return root
 }
 
@@ -175,8 +216,11 @@ func runCheckWriters(ctx context.Context, t *client.Table, log io.Writer, status
 		logMu         sync.Mutex
 		logErr        error
 		lastAck       = make([]atomic.Int64, writers) // unix ms
+		inflight      = make([]atomic.Int64, writers) // unix ms the current write began; 0: none
+		stallEnd      atomic.Int64                    // unix ms the latest slow write ended
 		wg            sync.WaitGroup
 	)
+	const slow = 500 // ms
 	start := time.Now()
 	for i := range lastAck {
 		lastAck[i].Store(start.UnixMilli())
@@ -193,8 +237,20 @@ func runCheckWriters(ctx context.Context, t *client.Table, log io.Writer, status
 				m := client.NewMutation()
 				m.Set(checkFamily, checkQualifier, checkTimestamp, checkValue(key))
 				cctx, cancel := context.WithTimeout(wctx, callTO)
+				began := time.Now().UnixMilli()
+				inflight[w].Store(began)
 				err := t.Apply(cctx, key, m)
 				cancel()
+				ended := time.Now().UnixMilli()
+				inflight[w].Store(0)
+				if ended-began > slow {
+					for {
+						old := stallEnd.Load()
+						if old >= ended || stallEnd.CompareAndSwap(old, ended) {
+							break
+						}
+					}
+				}
 				if err != nil {
 					if wctx.Err() != nil {
 						return // stopping: the outcome of this one is not logged
@@ -223,13 +279,17 @@ func runCheckWriters(ctx context.Context, t *client.Table, log io.Writer, status
 		if statusPath == "" {
 			return
 		}
-		oldest := int64(0)
+		oldest, stalled, now := int64(0), 0, time.Now().UnixMilli()
 		for i := range lastAck {
 			if v := lastAck[i].Load(); oldest == 0 || v < oldest {
 				oldest = v
 			}
+			if b := inflight[i].Load(); b != 0 && now-b > slow {
+				stalled++
+			}
 		}
-		line := fmt.Sprintf("acked=%d errors=%d oldest_ack_ms=%d\n", acked.Load(), failed.Load(), oldest)
+		line := fmt.Sprintf("acked=%d errors=%d oldest_ack_ms=%d stalled=%d stall_end_ms=%d\n",
+			acked.Load(), failed.Load(), oldest, stalled, stallEnd.Load())
 		tmp := statusPath + ".tmp"
 		if err := os.WriteFile(tmp, []byte(line), 0o644); err == nil {
 			os.Rename(tmp, statusPath)

@@ -17,7 +17,7 @@ func chunkserverCmd() *cobra.Command {
 	var (
 		listen, advertise, dir, masters, rack string
 		capacity                              int64
-		heartbeat, scrub                      time.Duration
+		heartbeat, scrub, ackTimeout          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "chunkserver",
@@ -37,7 +37,7 @@ Every flag falls back to the environment variable named in its help.`,
 			ctx := cmd.Context()
 			s, err := chunkserver.Start(ctx, &chunkserver.Options{
 				Dir: dir, Masters: ms, Listen: listen, Advertise: advertise, Rack: rack,
-				CapacityBytes: capacity, HeartbeatInterval: heartbeat, ScrubInterval: scrub, Logger: slog.Default(),
+				CapacityBytes: capacity, HeartbeatInterval: heartbeat, ScrubInterval: scrub, PipelineAckTimeout: ackTimeout, Logger: slog.Default(),
 			})
 			if err != nil {
 				return err
@@ -56,7 +56,8 @@ Every flag falls back to the environment variable named in its help.`,
 	f.Int64Var(&capacity, "capacity", 0, "bytes of chunks to store at most; 0 = unlimited")
 	f.DurationVar(&heartbeat, "heartbeat", time.Second, "heartbeat interval")
 	f.DurationVar(&scrub, "scrub-interval", time.Hour, "pause between checksum scrubs of every chunk; negative disables")
-	envFlags(f, map[string]string{"listen": "CHUNKSERVER_LISTEN", "advertise": "CHUNKSERVER_ADVERTISE", "data": "CHUNKSERVER_DATA",
+	f.DurationVar(&ackTimeout, "pipeline-ack-timeout", 0, "how long a replica waits for its downstream replica's ack before reporting it hung to the writer; 0 = 30s")
+	envFlags(f, map[string]string{"pipeline-ack-timeout": "CHUNKSERVER_PIPELINE_ACK_TIMEOUT", "listen": "CHUNKSERVER_LISTEN", "advertise": "CHUNKSERVER_ADVERTISE", "data": "CHUNKSERVER_DATA",
 		"masters": "DFS_MASTERS", "rack": "CHUNKSERVER_RACK", "capacity": "CHUNKSERVER_CAPACITY", "heartbeat": "DFS_HEARTBEAT",
 		"scrub-interval": "CHUNKSERVER_SCRUB_INTERVAL"})
 	return cmd

@@ -24,14 +24,16 @@ import (
 
 // fsFlags choose the file system a serving role stores data in.
 type fsFlags struct {
-	dfsMasters string
-	localDir   string
+	dfsMasters      string
+	localDir        string
+	pipelineTimeout time.Duration
 }
 
 func (f *fsFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.dfsMasters, "dfs", "", "dfs master replicas' gRPC addresses, comma-separated: the replicated file system")
 	cmd.Flags().StringVar(&f.localDir, "local-fs", "", "a local directory as the file system instead of the dfs (one machine only; every master and tablet server must name the same one)")
-	envFlags(cmd.Flags(), map[string]string{"dfs": "DFS", "local-fs": "LOCAL_FS"})
+	cmd.Flags().DurationVar(&f.pipelineTimeout, "dfs-pipeline-timeout", 0, "how long a dfs write waits for any ack before dropping a hung replica from its pipeline (a commit-log sync stalls that long when a chunkserver is cut off); 0 = the dfs client's default (1m)")
+	envFlags(cmd.Flags(), map[string]string{"dfs": "DFS", "local-fs": "LOCAL_FS", "dfs-pipeline-timeout": "DFS_PIPELINE_TIMEOUT"})
 }
 
 // open returns the file system and a close function.
@@ -40,7 +42,7 @@ func (f *fsFlags) open(ctx context.Context, name string) (dfs.FS, func() error, 
 	case f.dfsMasters != "" && f.localDir != "":
 		return nil, nil, errors.New("--dfs and --local-fs are exclusive")
 	case f.dfsMasters != "":
-		c, err := dfs.Dial(ctx, splitList(f.dfsMasters), &dfs.ClientOptions{Name: name})
+		c, err := dfs.Dial(ctx, splitList(f.dfsMasters), &dfs.ClientOptions{Name: name, PipelineTimeout: f.pipelineTimeout})
 		if err != nil {
 			return nil, nil, fmt.Errorf("dfs at %s: %w", f.dfsMasters, err)
 		}
