@@ -5,10 +5,14 @@
 //
 // It owns the job API (Job, Input/Split/RecordReader, MapFunc, ReduceFunc as
 // reducer and combiner, Partitioner, Output/PartitionWriter), file input and
-// output in two formats (FileInput, FileOutput), and the local runner (Run).
-// It does not yet own table input and output (one split per tablet, batched
-// writes), which need the Cellar client, nor the `cellar job` commands or the
-// Apache Beam adapter; they plug into Input and Output.
+// output in two formats (FileInput, FileOutput), table input and output
+// (TableInput: one split per tablet; TableOutput: batched ApplyBulk writes
+// with job-fixed timestamps, so retried tasks write nothing twice), the
+// cell list encoding of rows (AppendCells, DecodeCells), the built-in jobs
+// (RowCountJob, CopyTableJob, ExportJob, ImportJob, ImportTSVJob) and the
+// local runner (Run). docs/mapreduce.md describes the table side, the
+// export file format and `cellar job` (cmd/cellar); the Apache Beam
+// adapter is the nested module mapreduce/beam.
 //
 // # Execution model
 //

@@ -46,6 +46,16 @@ var (
 	// ErrBadPartition is returned (wrapped) when a Partitioner returns a
 	// partition outside [0, NumReducers).
 	ErrBadPartition = errors.New("cellar/mapreduce: partition out of range")
+	// ErrMissingFamily is returned (wrapped) by TableOutput.SetupJob when
+	// the output table lacks a column family the job writes. Nothing was
+	// executed.
+	ErrMissingFamily = errors.New("cellar/mapreduce: output table lacks a column family")
+	// ErrWriteFailed is returned (wrapped in a *WriteError) when the
+	// cluster refused rows of a TableOutput batch.
+	ErrWriteFailed = errors.New("cellar/mapreduce: table write failed")
+	// ErrBadLine is the error of an importtsv input line that does not
+	// match the column spec (counted and reported, never written).
+	ErrBadLine = errors.New("cellar/mapreduce: bad input line")
 )
 
 // Phase says which kind of task a TaskInfo or TaskError is about.

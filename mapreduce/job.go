@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"iter"
+
+	"cellar/client"
 )
 
 // Record is one input record handed to a MapFunc. Its slices belong to the
@@ -12,6 +14,9 @@ import (
 type Record struct {
 	Key   []byte
 	Value []byte
+	// Row is a table input's row (Key is its key, Value nil); nil for
+	// file input. The map function may keep it.
+	Row client.Row
 }
 
 // Emit outputs one (key, value) pair from a map, combine or reduce function.

@@ -23,9 +23,17 @@ import (
 // ns/op and 0 allocs/op, otter 526-852 ns/op and 1 alloc/op. A strict byte
 // bound with no goroutines is ~100
 // lines: the cache is split into up to 16 shards by a hash of the key, each
-// an exact LRU under its own mutex with capacity/shards bytes, so readers on
-// different blocks rarely contend. A block larger than a shard's capacity is
-// simply not cached.
+// a segmented LRU under its own mutex with capacity/shards bytes, so readers
+// on different blocks rarely contend. A block larger than a shard's capacity
+// is simply not cached.
+//
+// Segmented LRU: a new block enters a probation list; a hit there promotes
+// it to a protected list of at most protectedShare of the shard; the
+// protected list's least recently used blocks fall back to probation, and
+// eviction takes probation's least recently used first. A full scan reads
+// each of its blocks once, so its blocks pass through probation without
+// evicting the blocks that point reads keep hitting (a plain LRU loses them
+// all to a scan larger than the cache).
 //
 // A Cache is safe for concurrent use. Reader.Close drops the reader's
 // blocks, so a deleted table's blocks do not crowd out live ones.
@@ -60,16 +68,24 @@ type cacheEntry struct {
 	key        cacheKey
 	data       []byte
 	charge     int64
+	protected  bool // in the protected list, else in probation
 	prev, next *cacheEntry
 }
+
+// protectedShare is the part of a shard's capacity that blocks hit at least
+// twice may hold (numerator over 100).
+const protectedShare = 80
 
 type cacheShard struct {
 	mu struct {
 		sync.Mutex
-		capacity int64
-		size     int64
-		m        map[cacheKey]*cacheEntry
-		lru      cacheEntry // sentinel: lru.next is the most recent
+		capacity  int64
+		size      int64
+		protCap   int64 // capacity of the protected list
+		protSize  int64 // bytes in the protected list
+		m         map[cacheKey]*cacheEntry
+		probation cacheEntry // sentinel: probation.next is the most recent
+		protected cacheEntry // sentinel: protected.next is the most recent
 	}
 }
 
@@ -85,8 +101,10 @@ func NewCache(capacityBytes int64) *Cache {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.capacity = capacityBytes / int64(n)
+		s.mu.protCap = s.mu.capacity * protectedShare / 100
 		s.mu.m = make(map[cacheKey]*cacheEntry)
-		s.mu.lru.next, s.mu.lru.prev = &s.mu.lru, &s.mu.lru
+		s.mu.probation.next, s.mu.probation.prev = &s.mu.probation, &s.mu.probation
+		s.mu.protected.next, s.mu.protected.prev = &s.mu.protected, &s.mu.protected
 	}
 	return c
 }
@@ -112,8 +130,8 @@ func (c *Cache) shard(k cacheKey) *cacheShard {
 	return &c.shards[h%uint64(len(c.shards))]
 }
 
-// get returns the cached block and marks it most recently used. The slice
-// is shared and must not be modified.
+// get returns the cached block and marks it most recently used, promoting
+// it to the protected list. The slice is shared and must not be modified.
 func (c *Cache) get(id, off uint64) ([]byte, bool) {
 	k := cacheKey{id, off}
 	s := c.shard(k)
@@ -121,7 +139,18 @@ func (c *Cache) get(id, off uint64) ([]byte, bool) {
 	e, ok := s.mu.m[k]
 	if ok {
 		s.unlinkLocked(e)
+		if !e.protected {
+			e.protected = true
+			s.mu.protSize += e.charge
+		}
 		s.pushFrontLocked(e)
+		for s.mu.protSize > s.mu.protCap {
+			old := s.mu.protected.prev
+			s.unlinkLocked(old)
+			old.protected = false
+			s.mu.protSize -= old.charge
+			s.pushFrontLocked(old)
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -132,8 +161,9 @@ func (c *Cache) get(id, off uint64) ([]byte, bool) {
 	return e.data, true
 }
 
-// set inserts a block (which must not be modified afterwards), evicting the
-// least recently used blocks of its shard to make room.
+// set inserts a block (which must not be modified afterwards) on probation,
+// evicting the least recently used blocks of its shard, probation's first,
+// to make room.
 func (c *Cache) set(id, off uint64, data []byte) {
 	k := cacheKey{id, off}
 	s := c.shard(k)
@@ -147,7 +177,11 @@ func (c *Cache) set(id, off uint64, data []byte) {
 		s.removeLocked(c, old)
 	}
 	for s.mu.size+charge > s.mu.capacity {
-		s.removeLocked(c, s.mu.lru.prev)
+		victim := s.mu.probation.prev
+		if victim == &s.mu.probation {
+			victim = s.mu.protected.prev
+		}
+		s.removeLocked(c, victim)
 	}
 	e := &cacheEntry{key: k, data: data, charge: charge}
 	s.mu.m[k] = e
@@ -169,6 +203,9 @@ func (c *Cache) evict(id, off uint64) {
 
 func (s *cacheShard) removeLocked(c *Cache, e *cacheEntry) {
 	s.unlinkLocked(e)
+	if e.protected {
+		s.mu.protSize -= e.charge
+	}
 	delete(s.mu.m, e.key)
 	s.mu.size -= e.charge
 	c.size.Add(-e.charge)
@@ -179,8 +216,13 @@ func (s *cacheShard) unlinkLocked(e *cacheEntry) {
 	e.prev, e.next = nil, nil
 }
 
+// pushFrontLocked makes e the most recent entry of its list.
 func (s *cacheShard) pushFrontLocked(e *cacheEntry) {
-	e.prev, e.next = &s.mu.lru, s.mu.lru.next
-	s.mu.lru.next.prev = e
-	s.mu.lru.next = e
+	l := &s.mu.probation
+	if e.protected {
+		l = &s.mu.protected
+	}
+	e.prev, e.next = l, l.next
+	l.next.prev = e
+	l.next = e
 }

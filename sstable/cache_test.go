@@ -53,6 +53,49 @@ func TestCacheLRU(t *testing.T) {
 	}
 }
 
+// TestCacheScanResistant: blocks hit twice survive a scan of many blocks
+// read once each, which a plain LRU would lose entirely.
+func TestCacheScanResistant(t *testing.T) {
+	block := func(n int) []byte { return make([]byte, n-cacheEntryOverhead) }
+	c := NewCache(1000) // one shard: ten 100-byte charges, eight protected
+	if len(c.shards) != 1 {
+		t.Fatalf("%d shards for a 1000-byte cache", len(c.shards))
+	}
+	for off := range uint64(8) {
+		c.set(1, off, block(100))
+		if _, ok := c.get(1, off); !ok {
+			t.Fatalf("block %d missing right after set", off)
+		}
+	}
+	for off := range uint64(100) { // the scan
+		c.set(2, off, block(100))
+	}
+	for off := range uint64(8) {
+		if _, ok := c.get(1, off); !ok {
+			t.Errorf("hot block %d lost to the scan", off)
+		}
+	}
+	if _, ok := c.get(2, 99); !ok {
+		t.Error("the scan's newest block is not cached")
+	}
+	if _, ok := c.get(2, 0); ok {
+		t.Error("the scan's oldest block is still cached")
+	}
+	// A ninth hot block pushes the protected list's least recent back to
+	// probation, where it can be evicted.
+	c.set(3, 0, block(100))
+	c.get(3, 0)
+	for off := range uint64(3) {
+		c.set(4, off, block(100))
+	}
+	if _, ok := c.get(1, 0); ok {
+		t.Error("block (1,0), demoted to probation, survived three newer blocks")
+	}
+	if s := c.Stats(); s.Size > s.Capacity {
+		t.Errorf("size %d over capacity %d", s.Size, s.Capacity)
+	}
+}
+
 // TestCacheBoundedUnderConcurrentReaders runs readers of several tables
 // sharing a small cache while a watcher checks that the bytes charged never
 // exceed the capacity; every read is checked against the model.
@@ -132,13 +175,22 @@ func testCacheBounded(t *testing.T, seed uint64, kvs []kv, capacity int64) {
 	for i := range cache.shards {
 		sh := &cache.shards[i]
 		sh.mu.Lock()
-		n := 0
-		for e := sh.mu.lru.next; e != &sh.mu.lru; e = e.next {
-			sum += e.charge
-			n++
+		n, prot := 0, int64(0)
+		for _, l := range []*cacheEntry{&sh.mu.probation, &sh.mu.protected} {
+			for e := l.next; e != l; e = e.next {
+				sum += e.charge
+				n++
+				if e.protected != (l == &sh.mu.protected) {
+					t.Errorf("shard %d: entry %v in the wrong list", i, e.key)
+				}
+				if e.protected {
+					prot += e.charge
+				}
+			}
 		}
-		if n != len(sh.mu.m) || sh.mu.size > sh.mu.capacity {
-			t.Errorf("shard %d: %d listed, %d mapped, size %d of %d", i, n, len(sh.mu.m), sh.mu.size, sh.mu.capacity)
+		if n != len(sh.mu.m) || sh.mu.size > sh.mu.capacity || prot != sh.mu.protSize || prot > sh.mu.protCap {
+			t.Errorf("shard %d: %d listed, %d mapped, size %d of %d, protected %d (counted %d) of %d",
+				i, n, len(sh.mu.m), sh.mu.size, sh.mu.capacity, sh.mu.protSize, prot, sh.mu.protCap)
 		}
 		sh.mu.Unlock()
 	}

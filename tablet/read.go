@@ -53,6 +53,11 @@ type ScanOptions struct {
 	Read       ReadOptions
 	// Limit stops the scan after this many rows (0 = no limit).
 	Limit int
+	// Reuse lets Scan hand fn the same Row, and the same memory for its
+	// key, qualifiers and values, row after row: what fn is given is valid
+	// only until fn returns, and fn copies what it keeps. It saves every
+	// row's allocations for callers that consume a row at once.
+	Reuse bool
 }
 
 // readPlan is a validated ReadOptions.
@@ -128,6 +133,13 @@ type rowAssembler struct {
 	fam    string // that family's name (the schema's string: no allocation per cell)
 	famOK  bool   // whether that family is selected
 	gc     GCPolicy
+	// With reuse, rows alternate between two slots, each with an arena
+	// holding its key, qualifiers and values: the row handed out lives in
+	// one while the next is assembled in the other.
+	reuse  bool
+	slots  [2]Row
+	arenas [2][]byte
+	cur    int
 }
 
 func (t *Tablet) newAssembler(p *readPlan, snap keys.SeqNum) *rowAssembler {
@@ -182,16 +194,36 @@ func (a *rowAssembler) add(key, value []byte) (*Row, error) {
 	}
 	a.ncol++
 	if a.row == nil {
-		k, err := keys.Decode(key)
+		row, err := keys.RowAt(key)
 		if err != nil {
 			return done, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
-		a.row = &Row{Key: append([]byte{}, k.Row...), Cells: make([]Cell, 0, 4)}
+		if a.reuse {
+			a.cur ^= 1
+			r := &a.slots[a.cur]
+			arena := append(a.arenas[a.cur][:0], row...)
+			a.arenas[a.cur] = arena
+			r.Key, r.Cells = arena[:len(row):len(row)], r.Cells[:0]
+			a.row = r
+		} else {
+			a.row = &Row{Key: append([]byte{}, row...), Cells: make([]Cell, 0, 4)}
+		}
 	}
-	// One allocation holds the cell's qualifier and value.
-	buf := make([]byte, len(qual)+len(value))
-	copy(buf, qual)
-	copy(buf[len(qual):], value)
+	// One buffer holds the cell's qualifier and value: a fresh allocation,
+	// or with reuse the row's arena (a slice taken before the arena grows
+	// keeps the old array, which stays valid).
+	var buf []byte
+	if a.reuse {
+		arena := a.arenas[a.cur]
+		off := len(arena)
+		arena = append(append(arena, qual...), value...)
+		a.arenas[a.cur] = arena
+		buf = arena[off:len(arena):len(arena)]
+	} else {
+		buf = make([]byte, len(qual)+len(value))
+		copy(buf, qual)
+		copy(buf[len(qual):], value)
+	}
 	a.row.Cells = append(a.row.Cells, Cell{
 		Family:    a.fam,
 		Qualifier: buf[:len(qual):len(qual)],
@@ -323,6 +355,7 @@ func (t *Tablet) Scan(ctx context.Context, so *ScanOptions, fn func(*Row) bool) 
 	defer mi.Close()
 	lo, hi := rowBounds(start, end)
 	a := t.newAssembler(p, snap)
+	a.reuse = so.Reuse
 	rows := 0
 	emit := func(r *Row) bool {
 		if r == nil {

@@ -164,7 +164,7 @@ func (e *cellarEngine) Get(ctx context.Context, key, dst []byte) ([]byte, bool, 
 
 func (e *cellarEngine) Scan(ctx context.Context, fn func(k, v []byte) bool) error {
 	var bad error
-	err := e.t.Scan(ctx, &tablet.ScanOptions{Read: latestOnly}, func(r *tablet.Row) bool {
+	err := e.t.Scan(ctx, &tablet.ScanOptions{Read: latestOnly, Reuse: true}, func(r *tablet.Row) bool {
 		if len(r.Cells) != 1 {
 			bad = fmt.Errorf("%w: row %q has %d cells, want 1", ErrMismatch, r.Key, len(r.Cells))
 			return false

@@ -87,6 +87,7 @@ func serverCommands() []*cobra.Command {
 		tabletServerCmd(),
 		standaloneCmd(),
 		checkCmd(),
+		jobCmd(),
 	}
 }
 

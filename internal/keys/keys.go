@@ -337,6 +337,21 @@ func QualifierAt(enc []byte, fp int) ([]byte, error) {
 	return q, nil
 }
 
+// RowAt returns the row of an encoded key without decoding the rest: the
+// scan path's cheap alternative to Decode. The result aliases enc unless
+// the row holds a 0x00 byte. Malformed input gives an error wrapping
+// ErrCorrupt.
+func RowAt(enc []byte) ([]byte, error) {
+	row, _, err := unescape(enc, 0)
+	if err != nil {
+		return nil, fmt.Errorf("row: %w", err)
+	}
+	if err := ValidateRow(row); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return row, nil
+}
+
 // Decode parses an encoded key. It never panics; malformed input gives an
 // error wrapping ErrCorrupt.
 func Decode(enc []byte) (Key, error) {

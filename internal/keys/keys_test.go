@@ -193,6 +193,10 @@ func FuzzCellKey(f *testing.F) {
 				t.Fatalf("QualifierAt error %v does not wrap ErrCorrupt", err)
 			}
 		}
+		row, rowErr := RowAt(b)
+		if rowErr != nil && !errors.Is(rowErr, ErrCorrupt) {
+			t.Fatalf("RowAt error %v does not wrap ErrCorrupt", rowErr)
+		}
 		k, err := Decode(b)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
@@ -202,6 +206,9 @@ func FuzzCellKey(f *testing.F) {
 		}
 		if enc := Encode(k); !bytes.Equal(enc, b) {
 			t.Fatalf("Encode(Decode(%x)) = %x", b, enc)
+		}
+		if rowErr != nil || !bytes.Equal(row, k.Row) {
+			t.Fatalf("RowAt(%x) = %q, %v; Decode's row is %q", b, row, rowErr, k.Row)
 		}
 	})
 }
