@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"cellar/client"
+	"cellar/internal/standalone"
 )
 
 // cellarBin builds the cellar binary into a test directory (the build
@@ -238,4 +239,36 @@ func (s *safeBuffer) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.b.Bytes())
+}
+
+// TestCheckVerifyFindsMissing: the verifier fails, naming the row, when a
+// logged key was never written or holds another value.
+func TestCheckVerifyFindsMissing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := standalone.Start(ctx, standalone.Options{Dir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var log bytes.Buffer
+	writeRows(t, n.Addr(), &log, 50)
+	verifyRows(t, n.Addr(), log.Bytes()) // all there
+
+	c := dialStandalone(t, n.Addr())
+	m := client.NewMutation()
+	m.Set(checkFamily, checkQualifier, checkTimestamp, []byte("not the expected value"))
+	wrong := checkKey(99, 0)
+	if err := c.Open("t").Apply(ctx, wrong, m); err != nil {
+		t.Fatal(err)
+	}
+	missing := checkKey(99, 1)
+	for _, extra := range []string{missing, wrong} {
+		bad := append(bytes.Clone(log.Bytes()), extra+"\n"...)
+		var out bytes.Buffer
+		err := verifyCheckLog(ctx, c.Open("t"), bytes.NewReader(bad), &out)
+		if err == nil || !strings.Contains(err.Error(), extra) {
+			t.Errorf("verify with %s logged = %v, want an error naming it", extra, err)
+		}
+	}
 }
