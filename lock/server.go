@@ -36,9 +36,22 @@ type Options struct {
 	Listener      net.Listener
 	Listen        string
 	GRPCAdvertise string
+	// GRPCServer, if set, is a gRPC server owned by the caller (a process
+	// serving several services on one port, as `cellar standalone` does):
+	// Start registers the Lock service on it instead of listening itself
+	// (Listener and Listen are ignored; GRPCAdvertise is required). The
+	// caller serves it and stops it (Stop, which ends blocked handlers)
+	// before Close or Shutdown; make it with grpc.WaitForHandlers(true) so
+	// that Stop waits for the handlers to return.
+	GRPCServer *grpc.Server
 	// RaftBind is the raft transport's listen address (default
 	// "127.0.0.1:0"); RaftAdvertise what peers dial (default the bound one).
 	RaftBind, RaftAdvertise string
+	// RaftTransport, if set, replaces the TCP raft transport (RaftBind and
+	// RaftAdvertise are ignored). A single replica that will never have
+	// peers needs no network: raft.NewInmemTransport with a fixed address.
+	// The server closes it.
+	RaftTransport raft.Transport
 	// Bootstrap lists the initial voters (this replica included) of a new
 	// cluster; ignored when Dir already holds raft state.
 	Bootstrap []Peer
@@ -101,6 +114,8 @@ func (o Options) Validate() error {
 		return errors.New("cellar/lock: Options.ID is required")
 	case o.Dir == "":
 		return errors.New("cellar/lock: Options.Dir is required")
+	case o.GRPCServer != nil && o.GRPCAdvertise == "":
+		return errors.New("cellar/lock: Options.GRPCAdvertise is required with Options.GRPCServer")
 	case o.MaxContent < 0 || o.MaxContent > maxContentDecode:
 		return fmt.Errorf("cellar/lock: Options.MaxContent %d out of range [0, %d]", o.MaxContent, maxContentDecode)
 	}
@@ -119,7 +134,8 @@ type Server struct {
 	fsm      *fsm
 	node     *raftutil.Node
 	grpc     *grpc.Server
-	lis      net.Listener
+	lis      net.Listener // nil with an external gRPC server
+	ownGRPC  bool         // the server made s.grpc (and serves lis)
 	grpcAddr string
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -158,43 +174,57 @@ func Start(opts Options) (*Server, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Server{opts: opts, fsm: newFSM(), log: opts.Logger.With("component", "lock", "server", opts.ID)}
-	lis := opts.Listener
-	if lis == nil {
-		var err error
-		if lis, err = net.Listen("tcp", opts.Listen); err != nil {
-			return nil, fmt.Errorf("cellar/lock: listen: %w", err)
+	s.grpcAddr = opts.GRPCAdvertise
+	if opts.GRPCServer == nil {
+		lis := opts.Listener
+		if lis == nil {
+			var err error
+			if lis, err = net.Listen("tcp", opts.Listen); err != nil {
+				return nil, fmt.Errorf("cellar/lock: listen: %w", err)
+			}
+		}
+		s.lis = lis
+		if s.grpcAddr == "" {
+			s.grpcAddr = lis.Addr().String()
 		}
 	}
-	s.lis = lis
-	s.grpcAddr = opts.GRPCAdvertise
-	if s.grpcAddr == "" {
-		s.grpcAddr = lis.Addr().String()
+	closeLis := func() {
+		if s.lis != nil {
+			s.lis.Close()
+		}
 	}
 	var boot []raftutil.Peer
 	for _, p := range opts.Bootstrap {
 		boot = append(boot, raftutil.Peer{ID: p.ID, Address: p.RaftAddr})
 	}
 	node, err := raftutil.Open(raftutil.Options{
-		ID: opts.ID, Dir: opts.Dir, Bind: opts.RaftBind, Advertise: opts.RaftAdvertise, Bootstrap: boot,
+		ID: opts.ID, Dir: opts.Dir, Bind: opts.RaftBind, Advertise: opts.RaftAdvertise, Transport: opts.RaftTransport, Bootstrap: boot,
 		HeartbeatTimeout: opts.HeartbeatTimeout, ElectionTimeout: opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout, SnapshotThreshold: opts.SnapshotThreshold,
 		SnapshotInterval: opts.SnapshotInterval, TrailingLogs: opts.TrailingLogs, Logger: opts.Logger,
 	}, s.fsm)
 	if err != nil {
-		lis.Close()
+		closeLis()
 		return nil, err
 	}
 	s.node = node
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.grpc = grpc.NewServer(grpc.WaitForHandlers(true)) // Close waits for handlers (they add to s.wg)
-	lockpb.RegisterLockServer(s.grpc, s)
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.log.Error("grpc serve", "err", err)
-		}
-	}()
+	if opts.GRPCServer != nil {
+		s.grpc = opts.GRPCServer
+		lockpb.RegisterLockServer(s.grpc, s)
+	} else {
+		s.grpc = grpc.NewServer(grpc.WaitForHandlers(true)) // Close waits for handlers (they add to s.wg)
+		s.ownGRPC = true
+		lockpb.RegisterLockServer(s.grpc, s)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.log.Error("grpc serve", "err", err)
+			}
+		}()
+	}
+	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.watchLeadership() }()
 	return s, nil
 }
@@ -220,6 +250,45 @@ func (s *Server) TransferLeadership() error {
 	return nil
 }
 
+// ExpireAllSessions ends every session now, releasing its locks and
+// deleting its ephemeral nodes, instead of granting each the full grace
+// lease a new leader gives it. It is for a replica that knows every client
+// of its previous incarnation is gone: `cellar standalone` calls it when it
+// restarts (it holds its data directory's file lock, so no process that
+// opened those sessions can be alive, yet the tablet server's and master's
+// locks would otherwise stay held for a lease). It waits, within ctx, until
+// this replica leads, and returns how many sessions it ended.
+func (s *Server) ExpireAllSessions(ctx context.Context) (int, error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := s.leader(); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("cellar/lock: waiting to lead: %w", ctx.Err())
+		case <-s.ctx.Done():
+			return 0, ErrClosed
+		case <-t.C:
+		}
+	}
+	ids := sortedKeys(s.fsm.sessionLeases())
+	n := 0
+	for _, id := range ids {
+		_, err := s.apply(ctx, &command{op: opExpire, session: id})
+		switch {
+		case err == nil:
+			n++
+			s.log.Info("session expired on request", "session", id)
+		case errors.Is(err, ErrSessionExpired): // ended meanwhile
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // Shutdown is a graceful Close: a leader first hands leadership to another
 // voter (so clients move without waiting for an election timeout; raft
 // bounds the hand-over by its election timeout), then the replica closes.
@@ -240,7 +309,9 @@ func (s *Server) Close() error { return s.close(false) }
 // requests must go elsewhere, so none is caught half-sent.
 func (s *Server) close(graceful bool) error {
 	s.cancel() // blocked Acquires and keep-alive streams return
-	if graceful {
+	// A caller-owned gRPC server is the caller's to stop (before Close).
+	switch {
+	case s.ownGRPC && graceful:
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		t := time.NewTimer(5 * time.Second)
@@ -251,7 +322,7 @@ func (s *Server) close(graceful bool) error {
 			<-done
 		}
 		t.Stop()
-	} else {
+	case s.ownGRPC:
 		s.grpc.Stop()
 	}
 	s.wg.Wait()

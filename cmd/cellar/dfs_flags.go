@@ -10,7 +10,7 @@ import (
 )
 
 // envDuration is envDefault for durations; a malformed value falls back to
-// def and is reported when flags are parsed (cobra shows the default).
+// def silently (the server roles use envFlags, which report it).
 func envDuration(name string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(envDefault(name, def.String())); err == nil {
 		return d

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,31 +17,33 @@ import (
 // the lock admin commands (lock_admin.go).
 func lockCmd() *cobra.Command {
 	var (
-		o                         lock.Options
-		bootstrap, lease, maxCont string
+		o         lock.Options
+		bootstrap string
 	)
 	cmd := &cobra.Command{
 		Use:   "lock",
 		Short: "Serve a lock-service replica (subcommands: admin calls)",
-		Long: `Serve one replica of the Chubby-style lock service.
+		Long: `Serve one replica of the Chubby-style lock service (one replica, or three
+or five for a fault-tolerant cluster). Clients and the other roles need only
+the replicas' gRPC addresses (--cluster / CELLAR_CLUSTER elsewhere).
 
 A new cluster: start every replica with the same --bootstrap list
 (id=raftaddr=grpcaddr,...). A restarted replica rejoins from --data. A new
 replica starts with an empty --data and no --bootstrap, then
-"cellar lock add-voter" adds it.`,
-		Args: cobra.NoArgs,
+"cellar lock add-voter" adds it.
+
+Every flag falls back to the environment variable named in its help.`,
+		Args:    cobra.NoArgs,
+		PreRunE: applyEnv,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ID == "" {
+				return errors.New("--id (CELLAR_LOCK_ID) is required: this replica's name in --bootstrap")
+			}
 			peers, err := parseBootstrap(bootstrap)
 			if err != nil {
 				return err
 			}
 			o.Bootstrap = peers
-			if o.DefaultLease, err = time.ParseDuration(lease); err != nil {
-				return fmt.Errorf("--default-lease: %w", err)
-			}
-			if o.MaxContent, err = strconv.Atoi(maxCont); err != nil {
-				return fmt.Errorf("--max-content: %w", err)
-			}
 			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 			s, err := lock.Start(o)
 			if err != nil {
@@ -54,15 +56,18 @@ replica starts with an empty --data and no --bootstrap, then
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.ID, "id", envDefault("LOCK_ID", ""), "replica ID (env CELLAR_LOCK_ID)")
-	f.StringVar(&o.Listen, "listen", envDefault("LOCK_LISTEN", "127.0.0.1:7300"), "gRPC listen address (env CELLAR_LOCK_LISTEN)")
-	f.StringVar(&o.GRPCAdvertise, "advertise", envDefault("LOCK_ADVERTISE", ""), "gRPC address clients reach (default the listen address; env CELLAR_LOCK_ADVERTISE)")
-	f.StringVar(&o.RaftBind, "raft-addr", envDefault("LOCK_RAFT_ADDR", "127.0.0.1:7301"), "raft listen address (env CELLAR_LOCK_RAFT_ADDR)")
-	f.StringVar(&o.RaftAdvertise, "raft-advertise", envDefault("LOCK_RAFT_ADVERTISE", ""), "raft address peers reach (env CELLAR_LOCK_RAFT_ADVERTISE)")
-	f.StringVar(&o.Dir, "data", envDefault("LOCK_DATA", ""), "data directory (env CELLAR_LOCK_DATA)")
-	f.StringVar(&bootstrap, "bootstrap", envDefault("LOCK_BOOTSTRAP", ""), "initial voters of a new cluster: id=raftaddr=grpcaddr,... (env CELLAR_LOCK_BOOTSTRAP)")
-	f.StringVar(&lease, "default-lease", envDefault("LOCK_DEFAULT_LEASE", "12s"), "lease granted when a client asks for none (env CELLAR_LOCK_DEFAULT_LEASE)")
-	f.StringVar(&maxCont, "max-content", envDefault("LOCK_MAX_CONTENT", "262144"), "largest node content in bytes (env CELLAR_LOCK_MAX_CONTENT)")
+	f.StringVar(&o.ID, "id", "", "this replica's ID, as named in --bootstrap (required)")
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "gRPC listen address")
+	f.StringVar(&o.GRPCAdvertise, "advertise", "", "gRPC address clients and peers reach this replica at (default the listen address)")
+	f.StringVar(&o.RaftBind, "raft-addr", "127.0.0.1:7071", "raft listen address")
+	f.StringVar(&o.RaftAdvertise, "raft-advertise", "", "raft address peers reach this replica at (default the bound raft address)")
+	f.StringVar(&o.Dir, "data", "cellar-data/lock", "data directory: raft log, stable store and snapshots")
+	f.StringVar(&bootstrap, "bootstrap", "", "initial voters of a new cluster, this one included: id=raftaddr=grpcaddr,... (ignored once --data holds state)")
+	f.DurationVar(&o.DefaultLease, "default-lease", 12*time.Second, "session lease granted when a client asks for none")
+	f.IntVar(&o.MaxContent, "max-content", 256<<10, "largest node content in bytes")
+	envFlags(f, map[string]string{"id": "LOCK_ID", "listen": "LOCK_LISTEN", "advertise": "LOCK_ADVERTISE",
+		"raft-addr": "LOCK_RAFT_ADDR", "raft-advertise": "LOCK_RAFT_ADVERTISE", "data": "LOCK_DATA",
+		"bootstrap": "LOCK_BOOTSTRAP", "default-lease": "LOCK_DEFAULT_LEASE", "max-content": "LOCK_MAX_CONTENT"})
 	cmd.AddCommand(lockAdminCommands()...)
 	return cmd
 }

@@ -127,7 +127,7 @@ func lockAdminCommands() []*cobra.Command {
 		},
 	}
 	for _, c := range cmds {
-		c.Flags().StringVar(&addrs, "addrs", envDefault("LOCK_ADDRS", "127.0.0.1:7300"), "lock-service gRPC addresses, comma-separated (env CELLAR_LOCK_ADDRS)")
+		c.Flags().StringVar(&addrs, "addrs", envDefault("LOCK_ADDRS", "127.0.0.1:7070"), "lock-service gRPC addresses, comma-separated (env CELLAR_LOCK_ADDRS)")
 		if c.Use == "set PATH CONTENT" || c.Use == "rm PATH" {
 			c.Flags().Int64Var(&ifVersion, "if-version", -1, "apply only if the node is at this version (0: must not exist)")
 		}

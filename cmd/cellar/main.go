@@ -85,6 +85,8 @@ func serverCommands() []*cobra.Command {
 		lockCmd(),
 		masterCmd(),
 		tabletServerCmd(),
+		standaloneCmd(),
+		checkCmd(),
 		jobCmd(),
 	}
 }

@@ -25,13 +25,16 @@ import (
 
 // fsFlags choose the file system a serving role stores data in.
 type fsFlags struct {
-	dfsMasters string
-	localDir   string
+	dfsMasters      string
+	localDir        string
+	pipelineTimeout time.Duration
 }
 
 func (f *fsFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.dfsMasters, "dfs", envDefault("DFS", ""), "dfs master addresses, comma-separated (CELLAR_DFS); the replicated file system")
-	cmd.Flags().StringVar(&f.localDir, "local-fs", envDefault("LOCAL_FS", ""), "a local directory as the file system instead of the dfs (CELLAR_LOCAL_FS); one machine only")
+	cmd.Flags().StringVar(&f.dfsMasters, "dfs", "", "dfs master replicas' gRPC addresses, comma-separated: the replicated file system")
+	cmd.Flags().StringVar(&f.localDir, "local-fs", "", "a local directory as the file system instead of the dfs (one machine only; every master and tablet server must name the same one)")
+	cmd.Flags().DurationVar(&f.pipelineTimeout, "dfs-pipeline-timeout", 0, "how long a dfs write waits for any ack before dropping a hung replica from its pipeline (a commit-log sync stalls that long when a chunkserver is cut off); 0 = the dfs client's default (1m)")
+	envFlags(cmd.Flags(), map[string]string{"dfs": "DFS", "local-fs": "LOCAL_FS", "dfs-pipeline-timeout": "DFS_PIPELINE_TIMEOUT"})
 }
 
 // open returns the file system and a close function.
@@ -40,7 +43,7 @@ func (f *fsFlags) open(ctx context.Context, name string) (dfs.FS, func() error, 
 	case f.dfsMasters != "" && f.localDir != "":
 		return nil, nil, errors.New("--dfs and --local-fs are exclusive")
 	case f.dfsMasters != "":
-		c, err := dfs.Dial(ctx, splitList(f.dfsMasters), &dfs.ClientOptions{Name: name})
+		c, err := dfs.Dial(ctx, splitList(f.dfsMasters), &dfs.ClientOptions{Name: name, PipelineTimeout: f.pipelineTimeout})
 		if err != nil {
 			return nil, nil, fmt.Errorf("dfs at %s: %w", f.dfsMasters, err)
 		}
@@ -71,11 +74,20 @@ func listenAndAdvertise(listen, advertise string) (net.Listener, string, error) 
 // service and, while active, assigns and recovers tablets.
 func masterCmd() *cobra.Command {
 	var listen, advertise, cluster string
+	var lease time.Duration
 	var fsf fsFlags
 	cmd := &cobra.Command{
 		Use:   "master",
 		Short: "Run a Cellar master (one is active; the others stand by)",
-		Args:  cobra.NoArgs,
+		Long: `Run a master. The one holding the master lock in the lock service is active:
+it assigns tablets, recovers a lost tablet server's commit log, balances
+load and administers tables; the others stand by and take over when its
+session ends. It keeps no state of its own: give it the lock service
+(--cluster) and the file system (--dfs or --local-fs).
+
+Every flag falls back to the environment variable named in its help.`,
+		Args:    cobra.NoArgs,
+		PreRunE: applyEnv,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			lis, addr, err := listenAndAdvertise(listen, advertise)
@@ -88,7 +100,7 @@ func masterCmd() *cobra.Command {
 				return err
 			}
 			defer closeFS()
-			m, err := master.New(master.Options{Addr: addr, LockAddrs: splitList(cluster), FS: fs, Logger: slog.Default()})
+			m, err := master.New(master.Options{Addr: addr, LockAddrs: splitList(cluster), FS: fs, LockLease: lease, Logger: slog.Default()})
 			if err != nil {
 				lis.Close()
 				return err
@@ -103,9 +115,11 @@ func masterCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", envDefault("MASTER_LISTEN", "127.0.0.1:7300"), "gRPC listen address (CELLAR_MASTER_LISTEN)")
-	f.StringVar(&advertise, "advertise", envDefault("MASTER_ADVERTISE", ""), "address others dial (CELLAR_MASTER_ADVERTISE; default the bound address)")
-	f.StringVar(&cluster, "cluster", envDefault("CLUSTER", "127.0.0.1:7070"), "lock-service addresses, comma-separated (CELLAR_CLUSTER)")
+	f.StringVar(&listen, "listen", "127.0.0.1:7300", "gRPC listen address")
+	f.StringVar(&advertise, "advertise", "", "address clients and tablet servers dial, published in the lock service (default the bound address)")
+	f.StringVar(&cluster, "cluster", "127.0.0.1:7070", "lock-service replicas' gRPC addresses, comma-separated")
+	f.DurationVar(&lease, "lease", 0, "lock-service session lease; a dead active master is replaced about this long after it stopped; 0 = the lock service's default")
+	envFlags(f, map[string]string{"listen": "MASTER_LISTEN", "advertise": "MASTER_ADVERTISE", "cluster": "CLUSTER", "lease": "MASTER_LEASE"})
 	fsf.register(cmd)
 	return cmd
 }
@@ -113,12 +127,25 @@ func masterCmd() *cobra.Command {
 // tabletServerCmd runs a tablet server.
 func tabletServerCmd() *cobra.Command {
 	var listen, advertise, cluster string
-	var splitSize, cacheSize int64
+	var splitSize, cacheSize, memtableSize int64
+	var lease time.Duration
 	var fsf fsFlags
 	cmd := &cobra.Command{
 		Use:   "tabletserver",
 		Short: "Run a Cellar tablet server",
-		Args:  cobra.NoArgs,
+		Long: `Run a tablet server: it registers in the lock service and serves the
+tablets the active master assigns it, with one commit log in the file
+system (--dfs or --local-fs). Its identity is its advertised address and
+start time: a restarted server is a new one, and the master recovers the
+old one's commit log once its session has expired (--lease).
+
+On SIGTERM it unloads (flushes) its tablets and exits; if it loses its
+lock-service session it stops serving at once and exits non-zero, for a
+supervisor to restart it.
+
+Every flag falls back to the environment variable named in its help.`,
+		Args:    cobra.NoArgs,
+		PreRunE: applyEnv,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			lis, addr, err := listenAndAdvertise(listen, advertise)
@@ -132,7 +159,7 @@ func tabletServerCmd() *cobra.Command {
 			}
 			defer closeFS()
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			lc, err := lock.Dial(dctx, lock.ClientOptions{Addrs: splitList(cluster), Logger: slog.Default()})
+			lc, err := lock.Dial(dctx, lock.ClientOptions{Addrs: splitList(cluster), Lease: lease, Logger: slog.Default()})
 			cancel()
 			if err != nil {
 				return fmt.Errorf("lock service at %s: %w", cluster, err)
@@ -141,7 +168,7 @@ func tabletServerCmd() *cobra.Command {
 			mc := metaclient.New(lc)
 			defer mc.Close()
 			ts, err := tabletserver.New(ctx, tabletserver.Options{Addr: addr, FS: fs, Lock: lc, Meta: mc, Master: mc,
-				SplitSize: splitSize, Cache: sstable.NewCache(cacheSize), Logger: slog.Default()})
+				SplitSize: splitSize, MemtableSize: memtableSize, Cache: sstable.NewCache(cacheSize), Logger: slog.Default()})
 			if err != nil {
 				return err
 			}
@@ -170,11 +197,15 @@ func tabletServerCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", envDefault("TABLETSERVER_LISTEN", "127.0.0.1:7200"), "gRPC listen address (CELLAR_TABLETSERVER_LISTEN)")
-	f.StringVar(&advertise, "advertise", envDefault("TABLETSERVER_ADVERTISE", ""), "address clients dial (CELLAR_TABLETSERVER_ADVERTISE; default the bound address)")
-	f.StringVar(&cluster, "cluster", envDefault("CLUSTER", "127.0.0.1:7070"), "lock-service addresses, comma-separated (CELLAR_CLUSTER)")
-	f.Int64Var(&splitSize, "split-size", envInt("SPLIT_SIZE", tabletserver.DefaultSplitSize), "split a tablet past this many bytes (CELLAR_SPLIT_SIZE)")
-	f.Int64Var(&cacheSize, "cache-size", envInt("CACHE_SIZE", 256<<20), "block cache bytes (CELLAR_CACHE_SIZE)")
+	f.StringVar(&listen, "listen", "127.0.0.1:7200", "gRPC listen address")
+	f.StringVar(&advertise, "advertise", "", "address clients and the master dial, published in the lock service (default the bound address)")
+	f.StringVar(&cluster, "cluster", "127.0.0.1:7070", "lock-service replicas' gRPC addresses, comma-separated")
+	f.Int64Var(&splitSize, "split-size", tabletserver.DefaultSplitSize, "split a tablet past this many bytes")
+	f.Int64Var(&memtableSize, "memtable-size", 0, "bytes of a tablet's memtable before it is flushed; 0 = the tablet's default")
+	f.Int64Var(&cacheSize, "cache-size", 256<<20, "block cache bytes, shared by every tablet")
+	f.DurationVar(&lease, "lease", 0, "lock-service session lease: the server stops serving after half of it without the lock service, and its tablets move about this long after it died; 0 = the lock service's default")
+	envFlags(f, map[string]string{"listen": "TABLETSERVER_LISTEN", "advertise": "TABLETSERVER_ADVERTISE", "cluster": "CLUSTER",
+		"split-size": "SPLIT_SIZE", "memtable-size": "MEMTABLE_SIZE", "cache-size": "CACHE_SIZE", "lease": "TABLETSERVER_LEASE"})
 	fsf.register(cmd)
 	return cmd
 }
