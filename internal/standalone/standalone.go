@@ -56,6 +56,7 @@ import (
 
 	"cellar/dfs/local"
 	"cellar/internal/metaclient"
+	"cellar/internal/rpclimit"
 	"cellar/lock"
 	"cellar/master"
 	lockpb "cellar/proto/cellar/lock/v1"
@@ -193,7 +194,9 @@ func Start(ctx context.Context, opts Options) (n *Node, err error) {
 	}
 
 	// The lock service, on both gRPC servers.
-	n.gs = grpc.NewServer(grpc.WaitForHandlers(true))
+	// The one public server carries tablet traffic too: cells up to the
+	// value limit need rpclimit's message size.
+	n.gs = grpc.NewServer(append(rpclimit.ServerOptions(), grpc.WaitForHandlers(true))...)
 	n.gsInt = grpc.NewServer(grpc.WaitForHandlers(true))
 	n.intLis = bufconn.Listen(1 << 20)
 	_, trans := raft.NewInmemTransport(raftAddr)
