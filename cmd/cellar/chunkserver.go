@@ -56,7 +56,7 @@ Every flag falls back to the environment variable named in its help.`,
 	f.Int64Var(&capacity, "capacity", 0, "bytes of chunks to store at most; 0 = unlimited")
 	f.DurationVar(&heartbeat, "heartbeat", time.Second, "heartbeat interval")
 	f.DurationVar(&scrub, "scrub-interval", time.Hour, "pause between checksum scrubs of every chunk; negative disables")
-	f.DurationVar(&ackTimeout, "pipeline-ack-timeout", 0, "how long a replica waits for its downstream replica's ack before reporting it hung to the writer; 0 = 30s")
+	f.DurationVar(&ackTimeout, "pipeline-ack-timeout", 0, "per replica below it in the pipeline, how long a replica waits for its downstream's ack before reporting it hung to the writer (the replica next to a hung one gives up first, so the blame is right); 0 = 15s")
 	envFlags(f, map[string]string{"pipeline-ack-timeout": "CHUNKSERVER_PIPELINE_ACK_TIMEOUT", "listen": "CHUNKSERVER_LISTEN", "advertise": "CHUNKSERVER_ADVERTISE", "data": "CHUNKSERVER_DATA",
 		"masters": "DFS_MASTERS", "rack": "CHUNKSERVER_RACK", "capacity": "CHUNKSERVER_CAPACITY", "heartbeat": "DFS_HEARTBEAT",
 		"scrub-interval": "CHUNKSERVER_SCRUB_INTERVAL"})

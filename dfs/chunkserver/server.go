@@ -50,9 +50,13 @@ type Options struct {
 	// ScrubInterval is the pause between background checksum passes over
 	// every chunk; default 1h. Negative disables the scrubber.
 	ScrubInterval time.Duration
-	// PipelineAckTimeout is how long a replica waits for its downstream's
-	// ack before reporting the downstream failed (a hung server); default
-	// 30s. Clients should wait longer, so the diagnosis reaches them.
+	// PipelineAckTimeout is, per replica below it in the pipeline, how
+	// long a replica waits for its downstream's ack before reporting the
+	// downstream failed (a hung server): the last-but-one replica waits
+	// once this, the one above it twice, and so on, so the replica next to
+	// a hung one gives up first and the blame lands on the hung replica,
+	// not on a healthy one between. Default 15s; clients should wait longer
+	// than the whole chain (the dfs client's default is 1m).
 	PipelineAckTimeout time.Duration
 	// MaxConcurrentReplications bounds replica copies into this server;
 	// default 4.
@@ -80,7 +84,7 @@ func (o *Options) withDefaults() Options {
 		c.MaxConcurrentReplications = 4
 	}
 	if c.PipelineAckTimeout == 0 {
-		c.PipelineAckTimeout = 30 * time.Second
+		c.PipelineAckTimeout = 15 * time.Second
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()
@@ -357,7 +361,7 @@ func (s *Server) WriteChunk(stream dfspb.Chunkserver_WriteChunkServer) error {
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
-		s.ackLoop(stream, down, downAcks, downErr, idx, pending)
+		s.ackLoop(stream, down, downAcks, downErr, idx, pending, s.opts.PipelineAckTimeout*time.Duration(len(hdr.Downstream)))
 	}()
 	var localErr error
 	downOK := down != nil && downErr == nil
@@ -414,9 +418,9 @@ type downAck struct {
 	err error
 }
 
-// recvDown waits for the downstream's next ack, at most PipelineAckTimeout.
-func (s *Server) recvDown(downAcks <-chan downAck) (*dfspb.WriteChunkAck, error) {
-	t := s.opts.Clock.NewTimer(s.opts.PipelineAckTimeout)
+// recvDown waits for the downstream's next ack, at most timeout.
+func (s *Server) recvDown(downAcks <-chan downAck, timeout time.Duration) (*dfspb.WriteChunkAck, error) {
+	t := s.opts.Clock.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case d, ok := <-downAcks:
@@ -425,11 +429,11 @@ func (s *Server) recvDown(downAcks <-chan downAck) (*dfspb.WriteChunkAck, error)
 		}
 		return d.ack, d.err
 	case <-t.C():
-		return nil, fmt.Errorf("cellar/dfs/chunkserver: no ack from downstream for %v: %w", s.opts.PipelineAckTimeout, wire.ErrPipelineTimeout)
+		return nil, fmt.Errorf("cellar/dfs/chunkserver: no ack from downstream for %v: %w", timeout, wire.ErrPipelineTimeout)
 	}
 }
 
-func (s *Server) ackLoop(stream dfspb.Chunkserver_WriteChunkServer, down dfspb.Chunkserver_WriteChunkClient, downAcks <-chan downAck, downErr error, idx int32, pending <-chan writeResult) {
+func (s *Server) ackLoop(stream dfspb.Chunkserver_WriteChunkServer, down dfspb.Chunkserver_WriteChunkClient, downAcks <-chan downAck, downErr error, idx int32, pending <-chan writeResult, timeout time.Duration) {
 	failed := false
 	for r := range pending {
 		if failed {
@@ -442,7 +446,7 @@ func (s *Server) ackLoop(stream dfspb.Chunkserver_WriteChunkServer, down dfspb.C
 		case downErr != nil:
 			ack = failureAck(r.seq, idx+1, downErr)
 		case down != nil:
-			dack, err := s.recvDown(downAcks)
+			dack, err := s.recvDown(downAcks, timeout)
 			switch {
 			case err != nil:
 				ack = failureAck(r.seq, idx+1, dfs.WireErrors.FromStatus(err))
@@ -464,7 +468,7 @@ func (s *Server) ackLoop(stream dfspb.Chunkserver_WriteChunkServer, down dfspb.C
 	if down != nil && downErr == nil && !failed {
 		down.CloseSend()
 		for {
-			if _, err := s.recvDown(downAcks); err != nil {
+			if _, err := s.recvDown(downAcks, timeout); err != nil {
 				break
 			}
 		}

@@ -49,7 +49,7 @@ type Options struct {
 	CapacityBytes int64
 	// Faults, if set, gives chunkserver i its injected storage faults.
 	Faults func(i int) chunkserver.Faults
-	// PipelineAckTimeout of the chunkservers; default theirs (30s).
+	// PipelineAckTimeout of the chunkservers (per replica below); default theirs (15s).
 	PipelineAckTimeout time.Duration
 	// LeaseHardLimit of the master; default the master's (10 minutes).
 	LeaseHardLimit time.Duration

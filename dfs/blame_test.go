@@ -1,0 +1,68 @@
+package dfs_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cellar/dfs"
+	"cellar/dfs/chunkserver"
+	"cellar/dfs/dfscluster"
+)
+
+// TestHungReplicaIsTheOneDropped: whichever replica of a pipeline hangs
+// (first, middle or last), the writer's Sync goes on with the other two,
+// so exactly one replica is dropped. Each replica waits for its downstream
+// PipelineAckTimeout per replica below it, so the replica next to the hung
+// one reports it first; with equal waits the first replica could time out
+// with the middle one and drop the healthy middle replica as well.
+func TestHungReplicaIsTheOneDropped(t *testing.T) {
+	var hung atomic.Int32 // index of the chunkserver whose syncs hang; -1 = none
+	hung.Store(-1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	c := startCluster(t, &dfscluster.Options{
+		Chunkservers:       3,
+		PipelineAckTimeout: time.Second,
+		Faults: func(i int) chunkserver.Faults {
+			return chunkserver.Faults{Sync: func(dfs.ChunkHandle) error {
+				if hung.Load() == int32(i) {
+					<-release
+				}
+				return nil
+			}}
+		},
+	})
+	cl := dial(t, c, &dfs.ClientOptions{PipelineTimeout: 5 * time.Second})
+	ctx := context.Background()
+	var files []dfs.File
+	for i := range 3 {
+		name := fmt.Sprintf("logs/hung%d", i)
+		f, err := cl.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		write(t, f, randBytes(uint64(i), 1000))
+		syncFile(t, f)
+		hung.Store(int32(i))
+		write(t, f, randBytes(uint64(10+i), 1000))
+		syncFile(t, f) // repaired around the hung replica
+		hung.Store(-1)
+		rep, err := cl.Fsck(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) != 1 || rep.Problems[0].LiveReplicas != 2 {
+			t.Errorf("chunkserver %d hung: fsck %+v, want one chunk with 2 live replicas", i, rep)
+		}
+	}
+	releaseOnce.Do(func() { close(release) })
+	for _, f := range files {
+		f.Close()
+	}
+}
