@@ -18,7 +18,8 @@ import (
 // so exactly one replica is dropped. Each replica waits for its downstream
 // PipelineAckTimeout per replica below it, so the replica next to the hung
 // one reports it first; with equal waits the first replica could time out
-// with the middle one and drop the healthy middle replica as well.
+// with the middle one and drop the healthy middle replica as well. The
+// file then reports itself Degraded, which makes a commit log roll.
 func TestHungReplicaIsTheOneDropped(t *testing.T) {
 	var hung atomic.Int32 // index of the chunkserver whose syncs hang; -1 = none
 	hung.Store(-1)
@@ -49,10 +50,16 @@ func TestHungReplicaIsTheOneDropped(t *testing.T) {
 		files = append(files, f)
 		write(t, f, randBytes(uint64(i), 1000))
 		syncFile(t, f)
+		if f.(dfs.Degradable).Degraded() {
+			t.Fatalf("file %d degraded before any fault", i)
+		}
 		hung.Store(int32(i))
 		write(t, f, randBytes(uint64(10+i), 1000))
 		syncFile(t, f) // repaired around the hung replica
 		hung.Store(-1)
+		if !f.(dfs.Degradable).Degraded() {
+			t.Errorf("chunkserver %d hung: the file does not report its lost replica", i)
+		}
 		rep, err := cl.Fsck(ctx, name)
 		if err != nil {
 			t.Fatal(err)

@@ -292,7 +292,7 @@ func (c *Client) CreateReplicated(ctx context.Context, name string, replication 
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{c: c, path: name, chunkSize: int64(resp.ChunkSize), chunkIdx: -1, acks: newAcks(), nextNum: 1}
+	w := &writer{c: c, path: name, chunkSize: int64(resp.ChunkSize), target: int(resp.Replication), chunkIdx: -1, acks: newAcks(), nextNum: 1}
 	c.mu.Lock()
 	c.writers[w] = struct{}{}
 	c.mu.Unlock()

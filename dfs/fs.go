@@ -57,6 +57,17 @@ type File interface {
 	Size() int64
 }
 
+// Degradable is implemented by files whose writes go to several replicas
+// (the dfs client's): Degraded reports whether the current chunk's write
+// pipeline has fewer replicas than the file's target (it lost some, or too
+// few chunkservers were live when the chunk was allocated). The file stays
+// readable and is re-replicated once closed, so a long-lived writer (a
+// commit log) should close it and go on in a new file, as HBase rolls its
+// WAL on low replication.
+type Degradable interface {
+	Degraded() bool
+}
+
 // ReadFile is a file open for random reads; safe for concurrent use.
 type ReadFile interface {
 	io.ReaderAt

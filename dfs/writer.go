@@ -122,6 +122,7 @@ type writer struct {
 	chunkOff int64 // bytes of the current chunk sent as packets
 	lastLen  int64 // length of the previous chunk (when pl == nil and chunkIdx >= 0, of the current one)
 	pl       *pipeline
+	target   int   // the file's replication target
 	err      error // sticky
 	closed   bool
 
@@ -231,6 +232,17 @@ func (w *writer) startChunkLocked(ctx context.Context) error {
 	w.chunkIdx, w.chunkOff = idx, 0
 	w.pl = w.c.openPipeline(w.acks, resp.Chunk, 0)
 	return nil
+}
+
+var _ Degradable = (*writer)(nil)
+
+// Degraded implements Degradable: the current chunk's pipeline has fewer
+// replicas than the file's target (it lost some, or too few chunkservers
+// were live when the chunk was allocated).
+func (w *writer) Degraded() bool {
+	w.opMu.Lock()
+	defer w.opMu.Unlock()
+	return w.pl != nil && len(w.pl.chunk.Locations) < w.target
 }
 
 // endChunkLocked syncs the full current chunk on every replica and closes

@@ -68,9 +68,12 @@ type Log struct {
 	closed bool // guarded by sendMu
 
 	failed atomic.Pointer[error] // the poison, once a write or sync failed
+	// degraded is set by the syncer when the live file's replication
+	// dropped (dfs.Degradable); the writer then rolls to a new file.
+	degraded atomic.Bool
 
 	stats struct {
-		entries, bytes, writes, syncs atomic.Int64
+		entries, bytes, writes, syncs, lowReplicationRolls atomic.Int64
 	}
 
 	mu struct {
@@ -96,7 +99,9 @@ type Log struct {
 	buf        []byte
 	timer      clock.Timer
 	timerArmed bool
-	closeErr   error
+	// lastLowRoll is when the log last rolled for low replication.
+	lastLowRoll time.Time
+	closeErr    error
 }
 
 // Open starts a new log file in opts.Dir, numbered after any log files
@@ -402,6 +407,16 @@ func (l *Log) commit(group []*request) {
 	}
 	if l.written >= l.opts.MaxFileSize {
 		l.roll()
+	} else if l.degraded.Load() {
+		if now := l.opts.Clock.Now(); l.lastLowRoll.IsZero() || now.Sub(l.lastLowRoll) >= l.opts.LowReplicationRollInterval {
+			// The file has fewer replicas than its target; a new file gets
+			// a full pipeline if enough chunkservers are live, and the dfs
+			// re-replicates the closed one.
+			l.logger.Warn("wal: rolling: the log file has fewer replicas than its target", "file", l.curName())
+			l.lastLowRoll = now
+			l.stats.lowReplicationRolls.Add(1)
+			l.roll()
+		}
 	}
 }
 
@@ -471,6 +486,9 @@ func (l *Log) runSyncer() {
 		} else {
 			l.syncedTo.Store(batches[len(batches)-1].upTo)
 			l.stats.syncs.Add(1)
+			if d, ok := l.f.(dfs.Degradable); ok && d.Degraded() {
+				l.degraded.Store(true)
+			}
 		}
 		for i := range batches {
 			l.fail(batches[i].waiters, err)
@@ -512,6 +530,8 @@ func (l *Log) seal() error {
 // roll seals the live file and starts the next one.
 func (l *Log) roll() {
 	err := l.seal()
+	// The syncer is idle now: what it said of the old file is moot.
+	l.degraded.Store(false)
 	if err == nil {
 		var next FileInfo
 		if next, err = l.createFile(context.Background(), l.num+1); err == nil {
@@ -555,6 +575,9 @@ type Stats struct {
 	Bytes   int64 // bytes written, framing included
 	Writes  int64 // Writes to log files (one per commit group)
 	Syncs   int64 // successful Syncs of log files, roll and Close excluded
+	// LowReplicationRolls counts rolls because the live file lost replicas
+	// while open (dfs.Degradable).
+	LowReplicationRolls int64
 }
 
 // Stats returns the counters; safe for concurrent use.
@@ -564,6 +587,8 @@ func (l *Log) Stats() Stats {
 		Bytes:   l.stats.bytes.Load(),
 		Writes:  l.stats.writes.Load(),
 		Syncs:   l.stats.syncs.Load(),
+
+		LowReplicationRolls: l.stats.lowReplicationRolls.Load(),
 	}
 }
 

@@ -35,6 +35,12 @@ type Options struct {
 	// MaxGroupBytes caps the bytes of entries one commit group (one Write,
 	// at most one Sync) takes from the queue. Default 4 MiB.
 	MaxGroupBytes int
+	// LowReplicationRollInterval is the least time between two rolls
+	// because the live file has fewer replicas than its target
+	// (dfs.Degradable): a roll gives the log a full pipeline again, but
+	// while too few replicas are live every new file is short too, and
+	// rolling at every sync would only churn files. Default 10s.
+	LowReplicationRollInterval time.Duration
 	// Logger receives lifecycle and failure messages; nil = slog.Default().
 	Logger *slog.Logger
 	// Clock times the background sync of async appends; nil = clock.Real().
@@ -47,6 +53,8 @@ const (
 	defaultQueueLength       = 4096
 	defaultMaxGroupBytes     = 4 << 20
 	defaultAsyncBufferSize   = 64 << 10
+
+	defaultLowReplicationRollInterval = 10 * time.Second
 )
 
 // withDefaults returns a copy of o (nil = all defaults) with every zero
@@ -70,6 +78,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxGroupBytes == 0 {
 		c.MaxGroupBytes = defaultMaxGroupBytes
+	}
+	if c.LowReplicationRollInterval == 0 {
+		c.LowReplicationRollInterval = defaultLowReplicationRollInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -100,6 +111,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxGroupBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxGroupBytes %d is negative", o.MaxGroupBytes))
+	}
+	if o.LowReplicationRollInterval < 0 {
+		errs = append(errs, fmt.Errorf("LowReplicationRollInterval %v is negative", o.LowReplicationRollInterval))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cellar/wal: invalid options: %w", err)
