@@ -103,3 +103,32 @@ func TestRollOnLowReplication(t *testing.T) {
 		t.Errorf("replayed %d entries, want %d", n, seq)
 	}
 }
+
+// TestRollOnLowReplicationWhenIdle: a log that goes idle right after its
+// file lost replicas still rolls, on its replication check timer.
+func TestRollOnLowReplicationWhenIdle(t *testing.T) {
+	ctx := context.Background()
+	fs := &degradingFS{FS: memfs.New()}
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	l, err := wal.Open(ctx, fs, &wal.Options{Dir: "log", Clock: clk, LowReplicationRollInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Append(ctx, wal.Entry{Tablet: 1, Seq: 1, Data: []byte("x")}, true); err != nil {
+		t.Fatal(err)
+	}
+	fs.degrade.Store(true)
+	if err := l.Append(ctx, wal.Entry{Tablet: 1, Seq: 2, Data: []byte("y")}, true); err != nil {
+		t.Fatal(err)
+	}
+	fs.degrade.Store(false)
+	if got := fs.created.Load(); got != 1 {
+		t.Fatalf("%d files before the check, want 1", got)
+	}
+	clk.Advance(time.Minute)
+	waitFor(t, func() bool { return fs.created.Load() == 2 })
+	if st := l.Stats(); st.LowReplicationRolls != 1 {
+		t.Errorf("stats %+v, want 1 low-replication roll", st)
+	}
+}

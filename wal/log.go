@@ -282,8 +282,19 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry, sync bool) error {
 func (l *Log) run() {
 	defer l.wg.Done()
 	var group []*request
+	// Files that can lose replicas (dfs files) get a periodic check.
+	var replCheck clock.Timer
+	var replCheckC <-chan time.Time
+	if _, ok := l.f.(dfs.Degradable); ok {
+		replCheck = l.opts.Clock.NewTimer(l.opts.LowReplicationRollInterval)
+		defer replCheck.Stop()
+		replCheckC = replCheck.C()
+	}
 	for {
 		select {
+		case <-replCheckC:
+			l.checkReplication()
+			replCheck.Reset(l.opts.LowReplicationRollInterval)
 		case req := <-l.queue:
 			group = l.collect(append(group[:0], req))
 			l.commit(group)
@@ -407,17 +418,40 @@ func (l *Log) commit(group []*request) {
 	}
 	if l.written >= l.opts.MaxFileSize {
 		l.roll()
-	} else if l.degraded.Load() {
-		if now := l.opts.Clock.Now(); l.lastLowRoll.IsZero() || now.Sub(l.lastLowRoll) >= l.opts.LowReplicationRollInterval {
-			// The file has fewer replicas than its target; a new file gets
-			// a full pipeline if enough chunkservers are live, and the dfs
-			// re-replicates the closed one.
-			l.logger.Warn("wal: rolling: the log file has fewer replicas than its target", "file", l.curName())
-			l.lastLowRoll = now
-			l.stats.lowReplicationRolls.Add(1)
-			l.roll()
-		}
+	} else {
+		l.maybeRollDegraded()
 	}
+}
+
+// maybeRollDegraded rolls the log if the syncer found the live file short
+// of replicas, at most once per LowReplicationRollInterval: a new file
+// gets a full pipeline if enough chunkservers are live, and the dfs
+// re-replicates the closed one.
+func (l *Log) maybeRollDegraded() {
+	if !l.degraded.Load() || l.f == nil || l.failed.Load() != nil {
+		return
+	}
+	now := l.opts.Clock.Now()
+	if !l.lastLowRoll.IsZero() && now.Sub(l.lastLowRoll) < l.opts.LowReplicationRollInterval {
+		return // the replication check timer tries again
+	}
+	l.logger.Warn("wal: rolling: the log file has fewer replicas than its target", "file", l.curName())
+	l.lastLowRoll = now
+	l.stats.lowReplicationRolls.Add(1)
+	l.roll()
+}
+
+// checkReplication runs on the replication check timer: a log that went
+// idle after its file lost replicas (or whose roll waited out the
+// interval) still rolls, so no commit log stays short of replicas.
+func (l *Log) checkReplication() {
+	if l.f == nil || l.failed.Load() != nil {
+		return
+	}
+	if d, ok := l.f.(dfs.Degradable); ok && d.Degraded() {
+		l.degraded.Store(true)
+	}
+	l.maybeRollDegraded()
 }
 
 // flush writes the pending framed records to the live file with one Write.
