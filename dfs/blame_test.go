@@ -19,13 +19,13 @@ import (
 // PipelineAckTimeout per replica below it, so the replica next to the hung
 // one reports it first; with equal waits the first replica could time out
 // with the middle one and drop the healthy middle replica as well. The
-// file then reports itself Degraded, which makes a commit log roll.
+// file then reports itself Degraded, which makes a commit log roll, and
+// the client's next file avoids the dropped server.
 func TestHungReplicaIsTheOneDropped(t *testing.T) {
 	var hung atomic.Int32 // index of the chunkserver whose syncs hang; -1 = none
 	hung.Store(-1)
 	release := make(chan struct{})
 	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	c := startCluster(t, &dfscluster.Options{
 		Chunkservers:       3,
 		PipelineAckTimeout: time.Second,
@@ -38,10 +38,14 @@ func TestHungReplicaIsTheOneDropped(t *testing.T) {
 			}}
 		},
 	})
-	cl := dial(t, c, &dfs.ClientOptions{PipelineTimeout: 5 * time.Second})
+	// Runs before the cluster's Close (cleanups run last first), so no
+	// handler stays blocked in a hung sync.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	ctx := context.Background()
 	var files []dfs.File
 	for i := range 3 {
+		// A client per round: each remembers the servers it dropped.
+		cl := dial(t, c, &dfs.ClientOptions{PipelineTimeout: 5 * time.Second, ExcludeFor: time.Hour})
 		name := fmt.Sprintf("logs/hung%d", i)
 		f, err := cl.Create(ctx, name)
 		if err != nil {
@@ -66,6 +70,20 @@ func TestHungReplicaIsTheOneDropped(t *testing.T) {
 		}
 		if len(rep.Problems) != 1 || rep.Problems[0].LiveReplicas != 2 {
 			t.Errorf("chunkserver %d hung: fsck %+v, want one chunk with 2 live replicas", i, rep)
+		}
+		// A new file of this client avoids the dropped server for a while
+		// (ExcludeFor), so it gets the two others.
+		next, err := cl.Create(ctx, name+".next")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, next)
+		write(t, next, randBytes(uint64(20+i), 1000))
+		syncFile(t, next)
+		if rep, err := cl.Fsck(ctx, name+".next"); err != nil {
+			t.Fatal(err)
+		} else if len(rep.Problems) != 1 || rep.Problems[0].LiveReplicas != 2 {
+			t.Errorf("after chunkserver %d was dropped: new file fsck %+v, want one chunk on the 2 other servers", i, rep)
 		}
 	}
 	releaseOnce.Do(func() { close(release) })

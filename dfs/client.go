@@ -52,6 +52,10 @@ type ClientOptions struct {
 	// WriteWindow bounds the bytes in flight in a write pipeline before
 	// Write blocks (bytes); default 16 MiB.
 	WriteWindow int
+	// ExcludeFor is how long new chunks avoid a chunkserver this client
+	// dropped from a write pipeline (while enough others are live);
+	// default 30s, past the master's usual dead-server verdict.
+	ExcludeFor time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -78,6 +82,9 @@ func (o *ClientOptions) withDefaults() ClientOptions {
 	if c.PipelineTimeout == 0 {
 		c.PipelineTimeout = time.Minute
 	}
+	if c.ExcludeFor == 0 {
+		c.ExcludeFor = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -89,7 +96,7 @@ func (o *ClientOptions) Validate() error {
 	switch {
 	case o.Replication > 16:
 		return fmt.Errorf("cellar/dfs: ClientOptions.Replication %d above 16", o.Replication)
-	case o.RetryTimeout < 0 || o.ReadTimeout < 0 || o.LeaseRenewInterval < 0 || o.WriteWindow < 0 || o.PipelineTimeout < 0:
+	case o.RetryTimeout < 0 || o.ReadTimeout < 0 || o.LeaseRenewInterval < 0 || o.WriteWindow < 0 || o.PipelineTimeout < 0 || o.ExcludeFor < 0:
 		return errors.New("cellar/dfs: negative ClientOptions value")
 	}
 	return nil
@@ -109,6 +116,11 @@ type Client struct {
 
 	mu      sync.Mutex
 	writers map[*writer]struct{} // open for writing; guarded by mu
+	// excluded holds chunkservers this client dropped from a pipeline,
+	// with when; new chunks avoid them for ExcludeFor (HDFS's excluded
+	// nodes), so a log rolled after a replica hung does not meet the same
+	// replica again before the master declares it dead. Guarded by mu.
+	excluded map[string]time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -134,7 +146,7 @@ func Dial(ctx context.Context, masterAddrs []string, opts *ClientOptions) (*Clie
 	}
 	o := opts.withDefaults()
 	c := &Client{opts: o, log: o.Logger.With("component", "dfs-client", "client", o.Name),
-		writers: map[*writer]struct{}{}}
+		writers: map[*writer]struct{}{}, excluded: map[string]time.Time{}}
 	for _, a := range masterAddrs {
 		cc, err := grpc.NewClient(a, wire.DialOptions()...)
 		if err != nil {
@@ -269,6 +281,29 @@ func masterCall[T any](ctx context.Context, c *Client, f func(context.Context, d
 }
 
 // ------------------------------------------------------------ namespace
+
+// exclude records that id was dropped from a write pipeline now.
+func (c *Client) exclude(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.excluded[id] = time.Now()
+}
+
+// excludedIDs returns the chunkservers new chunks should avoid, forgetting
+// those dropped longer than ExcludeFor ago.
+func (c *Client) excludedIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id, at := range c.excluded {
+		if time.Since(at) >= c.opts.ExcludeFor {
+			delete(c.excluded, id)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
 
 // Create implements FS. The client holds the file's write lease until
 // Close (or until someone calls RecoverLease). The file gets

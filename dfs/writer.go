@@ -221,7 +221,7 @@ func (w *writer) startChunkLocked(ctx context.Context) error {
 	idx := w.chunkIdx + 1
 	resp, err := masterCall(ctx, w.c, func(ctx context.Context, m dfspb.MasterClient) (*dfspb.AllocateChunkResponse, error) {
 		return m.AllocateChunk(ctx, &dfspb.AllocateChunkRequest{Path: w.path, ClientId: w.c.opts.Name, Index: uint32(idx),
-			PrevLength: uint64(w.lastLen), ClientHost: w.c.opts.Host})
+			PrevLength: uint64(w.lastLen), ClientHost: w.c.opts.Host, Excluded: w.c.excludedIDs()})
 	})
 	if err != nil {
 		return err
@@ -333,6 +333,7 @@ func (w *writer) repairLocked(ctx context.Context) error {
 	}
 	w.c.log.Warn("replica dropped from write pipeline", "file", w.path, "chunk", fmt.Sprintf("%x", old.chunk.Handle),
 		"replica", old.chunk.Locations[at].Address, "err", failure)
+	w.c.exclude(old.chunk.Locations[at].ServerId)
 	resp, err := masterCall(ctx, w.c, func(ctx context.Context, m dfspb.MasterClient) (*dfspb.BumpVersionResponse, error) {
 		return m.BumpVersion(ctx, &dfspb.BumpVersionRequest{Path: w.path, ClientId: w.c.opts.Name, Handle: old.chunk.Handle, Survivors: ids})
 	})

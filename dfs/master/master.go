@@ -442,6 +442,29 @@ func (s *Server) GetBlockLocations(ctx context.Context, req *dfspb.GetBlockLocat
 }
 
 // AllocateChunk implements dfspb.MasterServer.
+// withoutExcluded drops from cands the servers a writer asked to avoid
+// (it saw them fail in a pipeline), unless that leaves none: a writer
+// that excluded every live server gets them all back rather than nothing.
+func withoutExcluded(cands []node, excluded []string) []node {
+	if len(excluded) == 0 {
+		return cands
+	}
+	skip := make(map[string]bool, len(excluded))
+	for _, id := range excluded {
+		skip[id] = true
+	}
+	var kept []node
+	for _, n := range cands {
+		if !skip[n.id] {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return cands
+	}
+	return kept
+}
+
 func (s *Server) AllocateChunk(ctx context.Context, req *dfspb.AllocateChunkRequest) (*dfspb.AllocateChunkResponse, error) {
 	if err := s.leaderErr(); err != nil {
 		return nil, toStatus(err)
@@ -461,6 +484,7 @@ func (s *Server) AllocateChunk(ctx context.Context, req *dfspb.AllocateChunkRequ
 	cands := s.candidatesLocked(now)
 	warm := s.graceOverLocked(now)
 	s.mu.Unlock()
+	cands = withoutExcluded(cands, req.Excluded)
 	if !warm && len(cands) < int(rf) {
 		// A new leader may not have heard from every chunkserver yet: have
 		// the client retry rather than place fewer replicas than asked.

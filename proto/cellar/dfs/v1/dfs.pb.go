@@ -464,12 +464,15 @@ func (x *GetBlockLocationsResponse) GetChunks() []*LocatedChunk {
 }
 
 type AllocateChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	Index         uint32                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`                             // index of the new chunk (makes retries idempotent)
-	PrevLength    uint64                 `protobuf:"varint,4,opt,name=prev_length,json=prevLength,proto3" json:"prev_length,omitempty"` // final length of chunk index-1
-	ClientHost    string                 `protobuf:"bytes,5,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`  // for placing the first replica near the writer
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientId   string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Index      uint32                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`                             // index of the new chunk (makes retries idempotent)
+	PrevLength uint64                 `protobuf:"varint,4,opt,name=prev_length,json=prevLength,proto3" json:"prev_length,omitempty"` // final length of chunk index-1
+	ClientHost string                 `protobuf:"bytes,5,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`  // for placing the first replica near the writer
+	// Server ids the writer recently dropped from a pipeline (hung or
+	// failed): placed elsewhere while enough other chunkservers are live.
+	Excluded      []string `protobuf:"bytes,6,rep,name=excluded,proto3" json:"excluded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,6 +540,13 @@ func (x *AllocateChunkRequest) GetClientHost() string {
 		return x.ClientHost
 	}
 	return ""
+}
+
+func (x *AllocateChunkRequest) GetExcluded() []string {
+	if x != nil {
+		return x.Excluded
+	}
+	return nil
 }
 
 type AllocateChunkResponse struct {
@@ -3133,7 +3143,7 @@ const file_cellar_dfs_v1_dfs_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\"}\n" +
 	"\x19GetBlockLocationsResponse\x12+\n" +
 	"\x04stat\x18\x01 \x01(\v2\x17.cellar.dfs.v1.FileStatR\x04stat\x123\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x1b.cellar.dfs.v1.LocatedChunkR\x06chunks\"\x9f\x01\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x1b.cellar.dfs.v1.LocatedChunkR\x06chunks\"\xbb\x01\n" +
 	"\x14AllocateChunkRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x14\n" +
@@ -3141,7 +3151,8 @@ const file_cellar_dfs_v1_dfs_proto_rawDesc = "" +
 	"\vprev_length\x18\x04 \x01(\x04R\n" +
 	"prevLength\x12\x1f\n" +
 	"\vclient_host\x18\x05 \x01(\tR\n" +
-	"clientHost\"J\n" +
+	"clientHost\x12\x1a\n" +
+	"\bexcluded\x18\x06 \x03(\tR\bexcluded\"J\n" +
 	"\x15AllocateChunkResponse\x121\n" +
 	"\x05chunk\x18\x01 \x01(\v2\x1b.cellar.dfs.v1.LocatedChunkR\x05chunk\"{\n" +
 	"\x12BumpVersionRequest\x12\x12\n" +
