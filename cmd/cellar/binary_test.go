@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"cellar/internal/testcluster"
 )
 
 // The tests in this file run the built cellar binary, as a user would,
@@ -121,4 +125,99 @@ func binFails(t *testing.T, stdin string, args []string, want ...string) {
 	if r.stdout != "" {
 		t.Errorf("cellar %s: stdout %q, want nothing", name, r.stdout)
 	}
+}
+
+// step is one command of a transcript and its expected output (want ""
+// with match set: checked by the regular expression instead).
+type step struct {
+	args  []string
+	want  string
+	match string
+}
+
+// TestTutorialWebtable runs the webtable tutorial of docs/cli.md (the
+// Bigtable paper's Figure 1: reversed-URL rows, a contents family keeping
+// three versions, an anchor family) with the built binary on a cluster of
+// its own, and checks every command's output. With CELLAR_TUTORIAL_OUT set
+// it writes the transcript there (that is how docs/cli.md's copy was made).
+func TestTutorialWebtable(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Servers: 2, Masters: 1, MemFS: true})
+	addr := strings.Join(c.LockAddrs(), ",")
+	steps := []step{
+		{args: []string{"create", "webtable", "contents:maxversions=3", "anchor", "--splits", "com.m"}},
+		{args: []string{"ls"}, want: "webtable\n"},
+		{args: []string{"put", "webtable", "com.cnn.www", "contents:html", "<html>CNN-t2</html>", "--ts", "2"}},
+		{args: []string{"put", "webtable", "com.cnn.www", "contents:html", "<html>CNN-t3</html>", "--ts", "3"}},
+		{args: []string{"put", "webtable", "com.cnn.www", "contents:html", "<html>CNN-t5</html>", "--ts", "5"}},
+		{args: []string{"put", "webtable", "com.cnn.www", "contents:html", "<html>CNN-t6</html>", "--ts", "6"}},
+		{args: []string{"put", "webtable", "com.cnn.www", "anchor:cnnsi.com", "CNN", "--ts", "9"}},
+		{args: []string{"put", "webtable", "com.cnn.www", "anchor:my.look.ca", "CNN.com", "--ts", "8"}},
+		{args: []string{"get", "webtable", "com.cnn.www"}, want: "" +
+			"com.cnn.www anchor:cnnsi.com @9 CNN\n" +
+			"com.cnn.www anchor:my.look.ca @8 CNN.com\n" +
+			"com.cnn.www contents:html @6 <html>CNN-t6</html>\n" +
+			"com.cnn.www contents:html @5 <html>CNN-t5</html>\n" +
+			"com.cnn.www contents:html @3 <html>CNN-t3</html>\n"},
+		{args: []string{"get", "webtable", "com.cnn.www", "--columns", "contents:html", "--versions", "1"},
+			want: "com.cnn.www contents:html @6 <html>CNN-t6</html>\n"},
+		{args: []string{"put", "webtable", "com.bbc.www", "contents:html", "<html>BBC</html>", "--ts", "4"}},
+		{args: []string{"put", "webtable", "org.wikipedia.www", "contents:html", "<html>Wikipedia</html>", "--ts", "4"}},
+		{args: []string{"put", "webtable", "org.wikipedia.www", "anchor:com.cnn.www/world", "Wikipedia article", "--ts", "7"}},
+		{args: []string{"scan", "webtable", "--prefix", "com.", "--versions", "1"}, want: "" +
+			"com.bbc.www contents:html @4 <html>BBC</html>\n" +
+			"com.cnn.www anchor:cnnsi.com @9 CNN\n" +
+			"com.cnn.www anchor:my.look.ca @8 CNN.com\n" +
+			"com.cnn.www contents:html @6 <html>CNN-t6</html>\n"},
+		{args: []string{"scan", "webtable", "--start", "com.m", "--columns", "anchor"},
+			want: `org.wikipedia.www anchor:com.cnn.www/world @7 Wikipedia\x20article` + "\n"},
+		{args: []string{"scan", "webtable", "--limit", "1", "--output", "json"},
+			want: `{"row":"Y29tLmJiYy53d3c=","family":"contents","qualifier":"aHRtbA==","timestamp":4,"value":"PGh0bWw+QkJDPC9odG1sPg=="}` + "\n"},
+		{args: []string{"count", "webtable"}, want: "3\n"},
+		{args: []string{"family", "add", "webtable", "stats:maxversions=1"}},
+		{args: []string{"incr", "webtable", "com.cnn.www", "stats:visits"}, want: "1\n"},
+		{args: []string{"incr", "webtable", "com.cnn.www", "stats:visits", "41"}, want: "42\n"},
+		{args: []string{"describe", "webtable"}, match: `^table webtable \(id \d+\)
+
+FAMILY    GC POLICY
+anchor    never
+contents  maxversions=3
+stats     maxversions=1
+
+TABLET +START +END +SERVER
+\d+ +\(start\) +com\.m +127\.0\.0\.1:\d+
+\d+ +com\.m +\(end\) +127\.0\.0\.1:\d+
+$`},
+		{args: []string{"delete", "webtable", "com.bbc.www"}},
+		{args: []string{"count", "webtable"}, want: "2\n"},
+	}
+	var transcript strings.Builder
+	for _, s := range steps {
+		out := binOK(t, append([]string{"--cluster", addr}, s.args...)...)
+		fmt.Fprintf(&transcript, "$ cellar %s\n%s", shellQuote(s.args), out)
+		if s.match != "" {
+			if !regexp.MustCompile(s.match).MatchString(out) {
+				t.Errorf("cellar %s:\n%s\nwant a match of\n%s", shellQuote(s.args), out, s.match)
+			}
+		} else if out != s.want {
+			t.Errorf("cellar %s:\n%q\nwant\n%q", shellQuote(s.args), out, s.want)
+		}
+	}
+	if p := os.Getenv("CELLAR_TUTORIAL_OUT"); p != "" {
+		if err := os.WriteFile(p, []byte(transcript.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// shellQuote writes args as a POSIX shell would need them.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool { return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:=/@", r) }) < 0 {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
 }
