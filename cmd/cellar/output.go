@@ -152,8 +152,12 @@ func rowCells(r client.Row) []cellJSON {
 	var out []cellJSON
 	for _, f := range fams {
 		for _, it := range r[f] {
-			out = append(out, cellJSON{Row: []byte(it.Row), Family: f, Qualifier: []byte(it.Qualifier()),
-				Timestamp: int64(it.Timestamp), Value: it.Value})
+			v := it.Value
+			if v == nil {
+				v = []byte{} // "" in JSON, never null
+			}
+			out = append(out, cellJSON{Row: []byte(it.Row), Family: f, Qualifier: append([]byte{}, it.Qualifier()...),
+				Timestamp: int64(it.Timestamp), Value: v})
 		}
 	}
 	return out
