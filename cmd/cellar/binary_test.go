@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
-	"math/rand/v2"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -216,7 +217,9 @@ $`},
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		if a != "" && strings.IndexFunc(a, func(r rune) bool { return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:=/@", r) }) < 0 {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:=/@", r)
+		}) < 0 {
 			q[i] = a
 		} else {
 			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
@@ -404,4 +407,85 @@ func TestImportExportRoundTrip(t *testing.T) {
 	if got := jsonLines(t, decoded); got != want {
 		t.Fatalf("scan's text output does not decode to the cells (seed %d)", seed)
 	}
+}
+
+// TestBadInputBinary runs each bad input of issue 6 through the binary:
+// each exits non-zero with exactly one line on stderr naming the problem,
+// and nothing is written.
+func TestBadInputBinary(t *testing.T) {
+	binOK(t, "create", "badbin", "f:maxversions=5")
+	binOK(t, "put", "badbin", "r", "f:q", "v", "--ts", "1")
+	const content = "r f:q @1 v\n"
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("x"), 10<<20+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{[]string{"scan", "badbin", "--bogus"}, []string{"unknown flag: --bogus"}},
+		{[]string{"put", "badbin", "r", "f:q"}, []string{"missing arguments", "put TABLE ROW FAMILY:QUALIFIER VALUE"}},
+		{[]string{"get", "badbin"}, []string{"missing arguments"}},
+		{[]string{"drop", "badbin", "extra"}, []string{"too many arguments"}},
+		{[]string{"family"}, []string{"missing subcommand"}},
+		{[]string{"get", "nosuch", "r"}, []string{`"nosuch"`, "table not found"}},
+		{[]string{"put", "nosuch", "r", "f:q", "v"}, []string{`"nosuch"`, "table not found"}},
+		{[]string{"put", "badbin", "r", "nofam:q", "v"}, []string{"nofam"}},
+		{[]string{"get", "badbin", "r", "--columns", "nofam"}, []string{`family "nofam" is not in table "badbin"`}},
+		{[]string{"delete", "badbin", "r", "nofam:q"}, []string{`family "nofam" is not in table "badbin"`}},
+		{[]string{"family", "delete", "badbin", "nofam"}, []string{"nofam"}},
+		{[]string{"put", "badbin", "r", "fq", "v"}, []string{`malformed column "fq": want FAMILY:QUALIFIER`}},
+		{[]string{"put", "badbin", "r", "f q:x", "v"}, []string{`malformed column "f q:x"`}},
+		{[]string{"incr", "badbin", "r", "noqualifier"}, []string{"malformed column"}},
+		{[]string{"create", "badbin2", "f:maxage=soon"}, []string{`maxage="soon"`, "positive duration"}},
+		{[]string{"family", "add", "badbin", "g:maxage=10"}, []string{`maxage="10"`}},
+		{[]string{"put", "badbin", "r", "f:q", "--value-file", big}, []string{"value is 10485761 bytes, over the limit of 10485760"}},
+		{[]string{"put", "badbin", strings.Repeat("r", 70000), "f:q", "v"}, []string{"row key is 70000 bytes, over the limit of 65536"}},
+		{[]string{"put", "badbin", "r", "f:q", "v", "--ts", "soon"}, []string{`invalid argument "soon" for "--ts"`}},
+		{[]string{"get", "badbin", "r", "--versions", "-2"}, []string{"--versions -2"}},
+		{[]string{"--cluster", "127.0.0.1:1", "ls"}, []string{"no cluster reachable at 127.0.0.1:1", "waited "}},
+	} {
+		binFails(t, "", tc.args, tc.want...)
+	}
+	if got := binOK(t, "scan", "badbin"); got != content {
+		t.Errorf("after the bad inputs badbin holds %q, want %q", got, content)
+	}
+	if got := binOK(t, "ls"); strings.Contains(got, "badbin2") {
+		t.Errorf("a failed create made a table: %q", got)
+	}
+	if got := binOK(t, "describe", "badbin"); strings.Contains(got, "\ng ") {
+		t.Errorf("a failed family add made a family:\n%s", got)
+	}
+}
+
+// TestImportBadLines checks that a malformed line stops an import with its
+// line number, having written the lines before it and nothing after it;
+// with --skip-bad the import goes on and reports how many were skipped.
+func TestImportBadLines(t *testing.T) {
+	binOK(t, "create", "badimport", "f")
+	line := func(row string, ts int) string {
+		return fmt.Sprintf(`{"row":%q,"family":"f","qualifier":"","timestamp":%d,"value":""}`, base64.StdEncoding.EncodeToString([]byte(row)), ts)
+	}
+	lines := []string{line("a", 1), line("b", 1), "", line("c", 1),
+		`{"row":"ZA==","family":"f","qualifier":"","timestamp":1}`, // line 5: no value
+		line("e", 1),
+		`{"row":"Zg==","family":"nofam","qualifier":"","timestamp":1,"value":""}`, // line 7: unknown family
+		line("g", 1)}
+	input := strings.Join(lines, "\n") + "\n"
+	binFails(t, input, []string{"import", "badimport", "-"}, `line 5: missing "value"`, "3 cells before it were imported")
+	if got, want := binOK(t, "scan", "badimport"), "a f: @1 \"\"\nb f: @1 \"\"\nc f: @1 \"\"\n"; got != want {
+		t.Errorf("after the failed import: %q, want %q", got, want)
+	}
+	r := runBin(t, input, "import", "badimport", "-", "--skip-bad")
+	if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "imported 5 cells; skipped 2 bad lines (first: line 5: ") {
+		t.Errorf("import --skip-bad: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if got := binOK(t, "count", "badimport"); got != "5\n" {
+		t.Errorf("after import --skip-bad count = %q, want 5", got)
+	}
+	binFails(t, "", []string{"import", "badimport", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file")
+	binFails(t, "", []string{"export", "nosuch", filepath.Join(t.TempDir(), "out")}, "table not found")
 }

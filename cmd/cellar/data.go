@@ -14,11 +14,13 @@ import (
 
 	"cellar/client"
 	"cellar/internal/keys"
+	"cellar/tablet"
 )
 
 func putCmd(s *session) *cobra.Command {
 	var ts int64
 	var valueFile string
+	var maxValue int
 	cmd := &cobra.Command{
 		Use:   "put TABLE ROW FAMILY:QUALIFIER VALUE [--ts MICROS]",
 		Short: "Write one cell",
@@ -55,6 +57,9 @@ instead of the VALUE argument.`,
 			} else {
 				value = []byte(args[3])
 			}
+			if len(value) > maxValue {
+				return fmt.Errorf("%w: value is %d bytes, over the limit of %d", client.ErrLimit, len(value), maxValue)
+			}
 			m := client.NewMutation()
 			m.Set(col.family, col.qualifier, t, value)
 			return tableErr(args[0], c.Open(args[0]).Apply(ctx, args[1], m))
@@ -62,8 +67,13 @@ instead of the VALUE argument.`,
 	}
 	cmd.Flags().Int64Var(&ts, "ts", 0, "cell timestamp in microseconds (default: assigned by the server)")
 	cmd.Flags().StringVar(&valueFile, "value-file", "", "read the value from this file ('-': standard input) instead of VALUE")
+	cmd.Flags().IntVar(&maxValue, "max-value-size", defaultMaxValue, "largest value accepted, in bytes (the tablet servers' limit)")
 	return cmd
 }
+
+// defaultMaxValue is the tablet servers' default value limit
+// (tablet.DefaultMaxValueSize); put and import check it before sending.
+const defaultMaxValue = tablet.DefaultMaxValueSize
 
 // checkRow rejects a row key the store would refuse, before the key
 // (possibly 64 KiB of it) ends up quoted in a server's error message.

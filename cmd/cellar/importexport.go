@@ -160,7 +160,7 @@ lines are skipped and counted instead.`,
 		}),
 	}
 	cmd.Flags().BoolVar(&skipBad, "skip-bad", false, "skip malformed or rejected lines and report how many")
-	cmd.Flags().IntVar(&maxValue, "max-value-size", 10<<20, "largest value accepted, in bytes (the tablet servers' limit; default 10 MiB)")
+	cmd.Flags().IntVar(&maxValue, "max-value-size", defaultMaxValue, "largest value accepted, in bytes (the tablet servers' limit)")
 	return cmd
 }
 
@@ -173,12 +173,12 @@ type importer struct {
 	skipBad  bool
 	p        *progress
 
-	batch        []importEntry
-	batchCells   int
-	batchBytes   int
-	written      int64
-	skipped      int64
-	firstBad     error
+	batch      []importEntry
+	batchCells int
+	batchBytes int
+	written    int64
+	skipped    int64
+	firstBad   error
 }
 
 // importEntry is a run of consecutive lines with the same row, as one
