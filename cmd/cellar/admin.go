@@ -211,7 +211,7 @@ func compactCmd(s *session) *cobra.Command {
 		RunE: s.withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
 			var p *progress
 			if major {
-				p = s.newProgress(cmd, "major compaction of "+args[0], -1)
+				p = s.newProgress(cmd, "major compaction of "+args[0], "")
 				defer p.Finish()
 			}
 			return tableErr(args[0], p.wait(func() error { return c.Admin().CompactTable(ctx, args[0], major) }))

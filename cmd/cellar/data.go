@@ -300,7 +300,7 @@ func countCmd(s *session) *cobra.Command {
 	return &cobra.Command{
 		Use: "count TABLE", Short: "Print the number of rows", Args: argsRange(1, 1),
 		RunE: s.withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
-			p := s.newProgress(cmd, "counting rows of "+args[0], -1).units("rows")
+			p := s.newProgress(cmd, "counting rows of "+args[0], "rows")
 			defer p.Finish()
 			var n int64
 			// One cell per row, without its value: enough to see the row.

@@ -62,7 +62,7 @@ but is not a snapshot across rows.`,
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
 			cw, _ := newCellWriter(bw, "json")
-			p := s.newProgress(cmd, "exporting "+table, -1)
+			p := s.newProgress(cmd, "exporting "+table, "cells")
 			defer p.Finish()
 			var cells, rows int64
 			var werr error
@@ -137,7 +137,7 @@ lines are skipped and counted instead.`,
 				fams[f.Name] = true
 			}
 			im := &importer{ctx: ctx, t: c.Open(table), fams: fams, maxValue: maxValue, skipBad: skipBad,
-				p: s.newProgress(cmd, "importing into "+table, -1)}
+				p: s.newProgress(cmd, "importing into "+table, "cells")}
 			defer im.p.Finish()
 			err = im.run(bufio.NewReaderSize(in, 1<<20))
 			im.p.Finish()

@@ -15,32 +15,26 @@ type progress struct {
 	bar *progressbar.ProgressBar
 }
 
-// newProgress returns a bar counting toward total units (-1: unknown, a
-// spinner with a running count), or nil when progress is off.
-func (s *session) newProgress(cmd *cobra.Command, what string, total int64) *progress {
+// newProgress returns a spinner with the elapsed time and, if units is
+// not empty, a running count of units and their rate; nil when progress is
+// off.
+func (s *session) newProgress(cmd *cobra.Command, what, units string) *progress {
 	if !s.progress {
 		return nil
 	}
-	return &progress{bar: progressbar.NewOptions64(total,
+	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(cmd.ErrOrStderr()),
 		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("cells"),
 		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionSpinnerType(14),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetRenderBlankState(true),
-	)}
-}
-
-// units renames what the bar counts ("rows", "cells").
-func (p *progress) units(name string) *progress {
-	if p != nil {
-		progressbar.OptionSetItsString(name)(p.bar)
 	}
-	return p
+	if units != "" {
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(units))
+	}
+	return &progress{bar: progressbar.NewOptions64(-1, opts...)}
 }
 
 // Add counts n more units.

@@ -166,6 +166,14 @@ func (sh *shell) interactive(ctx context.Context, in *os.File) error {
 		Stdin:           in,
 		Stdout:          sh.out,
 		Stderr:          sh.errw,
+		// A terminal that reports no width (a bare pty) would turn
+		// readline's completion off.
+		FuncGetWidth: func() int {
+			if w := readline.GetScreenWidth(); w > 0 {
+				return w
+			}
+			return 80
+		},
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		cfg.HistoryFile = filepath.Join(home, ".cellar_history")
