@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cellar/client"
+	"cellar/dfs/dfscluster"
 	"cellar/internal/testcluster"
 )
 
@@ -210,31 +211,69 @@ func TestPutValueFile(t *testing.T) {
 	}
 }
 
-// TestProgressStaysOffStdout draws the progress bar (as on a terminal) into
-// stderr and checks that stdout carries only the result.
+// TestProgressStaysOffStdout draws the progress bars (as on a terminal)
+// on stderr and checks that stdout carries only each command's result.
 func TestProgressStaysOffStdout(t *testing.T) {
 	addr := cluster(t)
 	ok(t, "create", "prog", "f")
 	for _, r := range []string{"a", "b", "c"} {
 		ok(t, "put", "prog", r, "f:q", "v", "--ts", "1")
 	}
-	s := newSession()
-	s.cluster = addr
-	s.progress = true
-	root := newRootCmd()
-	root.ResetCommands()
-	root.AddCommand(clusterCommands(s)...)
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs([]string{"count", "prog"})
-	if err := root.ExecuteContext(context.Background()); err != nil {
+	dir := t.TempDir()
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		s := newSession()
+		s.cluster = addr
+		s.progress = true
+		root := newRootCmd()
+		root.ResetCommands()
+		root.AddCommand(clusterCommands(s)...)
+		var out, errb bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errb)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out.String(), errb.String()
+	}
+	for _, tc := range []struct {
+		args          []string
+		stdout, label string
+	}{
+		{[]string{"count", "prog"}, "3\n", "counting rows of prog"},
+		{[]string{"export", "prog", dir + "/x"}, "exported 3 cells of 3 rows to " + dir + "/x\n", "exporting prog"},
+		{[]string{"import", "prog", dir + "/x"}, "imported 3 cells\n", "importing into prog"},
+		{[]string{"compact", "prog", "--major"}, "", "major compaction of prog"},
+	} {
+		out, errOut := run(tc.args...)
+		if out != tc.stdout {
+			t.Errorf("%v with progress: stdout %q, want %q", tc.args, out, tc.stdout)
+		}
+		if !strings.Contains(errOut, tc.label) {
+			t.Errorf("%v: no progress bar on stderr: %q", tc.args, errOut)
+		}
+	}
+	// Exporting to standard output draws no bar over the cells.
+	if out, errOut := run("export", "prog", "-"); strings.Count(out, "\n") != 3 || errOut != "" {
+		t.Errorf("export -: stdout %q, stderr %q", out, errOut)
+	}
+}
+
+// TestStatusWithDFS reports a replicated file system's health.
+func TestStatusWithDFS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dc, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: t.TempDir(), Chunkservers: 3})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "3\n" {
-		t.Errorf("count with progress: stdout %q, want 3", out.String())
+	defer dc.Close()
+	if err := dc.WaitLive(ctx, 3); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(errb.String(), "counting rows of prog") {
-		t.Errorf("no progress bar on stderr: %q", errb.String())
+	out := ok(t, "status", "--dfs", strings.Join(dc.MasterAddrs(), ","))
+	if !regexp.MustCompile(`(?m)^file system: HEALTHY \(dfs leader \S+; \d+ files, \d+ chunks, 0 under-replicated, 0 missing; chunkservers 3 live, 3 healthy of 3\)$`).MatchString(out) {
+		t.Errorf("status --dfs:\n%s", out)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -171,7 +172,8 @@ func getCmd(s *session) *cobra.Command {
 		Short: "Print one row's cells",
 		Args:  argsRange(2, 2),
 		RunE: s.withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
-			cw, err := newCellWriter(cmd.OutOrStdout(), rf.output)
+			bw := bufio.NewWriter(cmd.OutOrStdout())
+			cw, err := newCellWriter(bw, rf.output)
 			if err != nil {
 				return err
 			}
@@ -191,7 +193,7 @@ func getCmd(s *session) *cobra.Command {
 					return err
 				}
 			}
-			return nil
+			return bw.Flush()
 		}),
 	}
 	rf.register(cmd)
@@ -207,7 +209,8 @@ func scanCmd(s *session) *cobra.Command {
 		Short: "Print the cells of a range of rows, in row order",
 		Args:  argsRange(1, 1),
 		RunE: s.withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
-			cw, err := newCellWriter(cmd.OutOrStdout(), rf.output)
+			bw := bufio.NewWriter(cmd.OutOrStdout())
+			cw, err := newCellWriter(bw, rf.output)
 			if err != nil {
 				return err
 			}
@@ -236,6 +239,10 @@ func scanCmd(s *session) *cobra.Command {
 			}, readOpts(f, client.LimitRows(limit))...)
 			if werr != nil {
 				return werr
+			}
+			// What was read is printed even if the scan then failed.
+			if ferr := bw.Flush(); err == nil {
+				err = ferr
 			}
 			return tableErr(args[0], err)
 		}),

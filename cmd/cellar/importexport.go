@@ -62,7 +62,10 @@ but is not a snapshot across rows.`,
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
 			cw, _ := newCellWriter(bw, "json")
-			p := s.newProgress(cmd, "exporting "+table, "cells")
+			var p *progress
+			if name != "-" { // the cells themselves go to the terminal
+				p = s.newProgress(cmd, "exporting "+table, "cells")
+			}
 			defer p.Finish()
 			var cells, rows int64
 			var werr error
@@ -118,6 +121,7 @@ lines are skipped and counted instead.`,
 				return usagef("--max-value-size %d: want a positive number of bytes", maxValue)
 			}
 			var in io.Reader
+			var size int64 = -1
 			if name == "-" {
 				in = s.input(cmd)
 			} else {
@@ -127,6 +131,9 @@ lines are skipped and counted instead.`,
 				}
 				defer f.Close()
 				in = f
+				if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+					size = fi.Size()
+				}
 			}
 			info, err := c.Admin().TableInfo(ctx, table)
 			if err != nil {
@@ -136,9 +143,17 @@ lines are skipped and counted instead.`,
 			for _, f := range info.Families {
 				fams[f.Name] = true
 			}
-			im := &importer{ctx: ctx, t: c.Open(table), fams: fams, maxValue: maxValue, skipBad: skipBad,
-				p: s.newProgress(cmd, "importing into "+table, "cells")}
-			defer im.p.Finish()
+			im := &importer{ctx: ctx, t: c.Open(table), fams: fams, maxValue: maxValue, skipBad: skipBad}
+			// A file of known size gets a bar of bytes read; standard input a
+			// running count of cells written.
+			if size >= 0 {
+				bp := s.newBytesProgress(cmd, "importing into "+table, size)
+				defer bp.Finish()
+				in = bp.reader(in)
+			} else {
+				im.p = s.newProgress(cmd, "importing into "+table, "cells")
+				defer im.p.Finish()
+			}
 			err = im.run(bufio.NewReaderSize(in, 1<<20))
 			im.p.Finish()
 			if err != nil {

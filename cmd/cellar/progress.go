@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -35,6 +36,32 @@ func (s *session) newProgress(cmd *cobra.Command, what, units string) *progress 
 		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(units))
 	}
 	return &progress{bar: progressbar.NewOptions64(-1, opts...)}
+}
+
+// newBytesProgress returns a bar of total bytes (as read through reader),
+// or nil when progress is off.
+func (s *session) newBytesProgress(cmd *cobra.Command, what string, total int64) *progress {
+	if !s.progress {
+		return nil
+	}
+	return &progress{bar: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
+	)}
+}
+
+// reader counts the bytes read from r on the bar.
+func (p *progress) reader(r io.Reader) io.Reader {
+	if p == nil {
+		return r
+	}
+	pr := progressbar.NewReader(r, p.bar)
+	return &pr
 }
 
 // Add counts n more units.
