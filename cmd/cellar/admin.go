@@ -214,6 +214,8 @@ func compactCmd(s *session) *cobra.Command {
 				p = s.newProgress(cmd, "major compaction of "+args[0], "")
 				defer p.Finish()
 			}
+			ctx, cancel := longCall(ctx)
+			defer cancel()
 			return tableErr(args[0], p.wait(func() error { return c.Admin().CompactTable(ctx, args[0], major) }))
 		}),
 	}

@@ -229,6 +229,8 @@ func scanCmd(s *session) *cobra.Command {
 				return err
 			}
 			var werr error
+			ctx, cancel := longCall(ctx)
+			defer cancel()
 			err = c.Open(args[0]).ReadRows(ctx, rs, func(r client.Row) bool {
 				for _, cell := range rowCells(r) {
 					if werr = cw.write(cell); werr != nil {
@@ -312,6 +314,8 @@ func countCmd(s *session) *cobra.Command {
 			var n int64
 			// One cell per row, without its value: enough to see the row.
 			f := client.ChainFilters(client.CellsPerRowLimitFilter(1), client.StripValueFilter())
+			ctx, cancel := longCall(ctx)
+			defer cancel()
 			err := c.Open(args[0]).ReadRows(ctx, client.InfiniteRange(""), func(client.Row) bool {
 				n++
 				p.Add(1)

@@ -69,7 +69,9 @@ but is not a snapshot across rows.`,
 			defer p.Finish()
 			var cells, rows int64
 			var werr error
-			err := c.Open(table).ReadRows(ctx, client.InfiniteRange(""), func(r client.Row) bool {
+			rctx, cancel := longCall(ctx)
+			defer cancel()
+			err := c.Open(table).ReadRows(rctx, client.InfiniteRange(""), func(r client.Row) bool {
 				rows++
 				for _, cell := range rowCells(r) {
 					if werr = cw.write(cell); werr != nil {

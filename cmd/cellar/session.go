@@ -144,7 +144,17 @@ func argsRange(min, max int) cobra.PositionalArgs {
 	}
 }
 
-// errIsTableMissing adds the table's name to a not-found error if needed.
+// longCallTimeout bounds the calls that take as long as the table is big
+// (scan, count, export, compact). The client gives a call without a
+// deadline 60s, which a full scan of a large table would exceed; Ctrl-C
+// still stops them at once.
+const longCallTimeout = 7 * 24 * time.Hour
+
+func longCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, longCallTimeout)
+}
+
+// tableErr adds the table's name to a not-found error if needed.
 func tableErr(table string, err error) error {
 	if errors.Is(err, client.ErrTableNotFound) && !strings.Contains(err.Error(), table) {
 		return fmt.Errorf("table %q: %w", table, err)
