@@ -147,8 +147,11 @@ func dropCmd(s *session) *cobra.Command {
 }
 
 func familyCmd(s *session) *cobra.Command {
-	root := &cobra.Command{Use: "family", Short: "Add, delete or change a column family (add|delete|set)", Args: argsRange(0, 0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	root := &cobra.Command{Use: "family", Short: "Add, delete or change a column family (add|delete|set)", Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("family: unknown subcommand %q: want add, delete or set", args[0])
+			}
 			return usagef("family: missing subcommand: add, delete or set")
 		}}
 	root.AddCommand(

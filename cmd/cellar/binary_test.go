@@ -431,6 +431,7 @@ func TestBadInputBinary(t *testing.T) {
 		{[]string{"get", "badbin"}, []string{"missing arguments"}},
 		{[]string{"drop", "badbin", "extra"}, []string{"too many arguments"}},
 		{[]string{"family"}, []string{"missing subcommand"}},
+		{[]string{"family", "rename", "badbin", "f"}, []string{`unknown subcommand "rename"`}},
 		{[]string{"get", "nosuch", "r"}, []string{`"nosuch"`, "table not found"}},
 		{[]string{"put", "nosuch", "r", "f:q", "v"}, []string{`"nosuch"`, "table not found"}},
 		{[]string{"put", "badbin", "r", "nofam:q", "v"}, []string{"nofam"}},
