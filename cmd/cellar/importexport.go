@@ -20,11 +20,14 @@ import (
 // to gRPC's default 4 MiB, so a batch stays well under that, and a cell whose
 // value alone is large travels in a batch of its own.
 const (
-	importBatchCells   = 1000
-	importBatchBytes   = 1 << 20
-	importEntryCells   = 1000     // cells of one row in one mutation
-	importMaxLineBytes = 64 << 20 // a 10 MiB value is ~14 MiB of base64
+	importBatchCells = 1000
+	importBatchBytes = 1 << 20
+	importEntryCells = 1000 // cells of one row in one mutation
 )
+
+// importMaxLineBytes bounds one import line (a 10 MiB value is ~14 MiB of
+// base64); a variable for tests.
+var importMaxLineBytes = 64 << 20
 
 func exportCmd(s *session) *cobra.Command {
 	return &cobra.Command{
@@ -223,7 +226,7 @@ func (im *importer) run(r *bufio.Reader) error {
 			break
 		}
 		if errors.Is(err, errLineTooLong) {
-			if berr := im.bad(&lineError{lineNo, err}); berr != nil {
+			if berr := im.bad(&lineError{lineNo, fmt.Errorf("%w: over %d bytes", err, importMaxLineBytes)}); berr != nil {
 				return berr
 			}
 			continue
@@ -339,7 +342,7 @@ func rejected(err error) bool {
 	return errors.Is(err, client.ErrInvalidArgument) || errors.Is(err, client.ErrLimit) || errors.Is(err, client.ErrUnknownFamily)
 }
 
-var errLineTooLong = fmt.Errorf("line longer than %d bytes", importMaxLineBytes)
+var errLineTooLong = errors.New("line too long")
 
 // readLine returns the next line without its newline (a last line without
 // one is still a line), io.EOF at the end, and errLineTooLong (having

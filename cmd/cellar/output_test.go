@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -253,5 +256,30 @@ func TestRowCellsOrder(t *testing.T) {
 	}
 	if want := "r a:y @5 2\nr a:y @3 3\nr b:x @2 1\n"; b.String() != want {
 		t.Errorf("text of %v = %q, want %q", r, b.String(), want)
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	defer func(n int) { importMaxLineBytes = n }(importMaxLineBytes)
+	importMaxLineBytes = 40
+	in := "short\n" + strings.Repeat("x", 100) + "\n\nlast without newline"
+	r := bufio.NewReaderSize(strings.NewReader(in), 16)
+	var got []string
+	for {
+		line, err := readLine(r)
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, errLineTooLong) {
+			got = append(got, "TOO LONG")
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(line))
+	}
+	if want := []string{"short", "TOO LONG", "", "last without newline"}; !slices.Equal(got, want) {
+		t.Errorf("lines = %q, want %q", got, want)
 	}
 }
