@@ -151,8 +151,9 @@ lines are skipped and counted instead.`,
 			im := &importer{ctx: ctx, t: c.Open(table), fams: fams, maxValue: maxValue, skipBad: skipBad}
 			// A file of known size gets a bar of bytes read; standard input a
 			// running count of cells written.
+			var bp *progress
 			if size >= 0 {
-				bp := s.newBytesProgress(cmd, "importing into "+table, size)
+				bp = s.newBytesProgress(cmd, "importing into "+table, size)
 				defer bp.Finish()
 				in = bp.reader(in)
 			} else {
@@ -160,6 +161,7 @@ lines are skipped and counted instead.`,
 				defer im.p.Finish()
 			}
 			err = im.run(bufio.NewReaderSize(in, 1<<20))
+			bp.Finish()
 			im.p.Finish()
 			if err != nil {
 				if im.written > 0 {
