@@ -31,7 +31,8 @@ func cluster(t *testing.T) string {
 	t.Helper()
 	sharedOnce.Do(func() {
 		st := &testcluster.Standalone{}
-		sharedCluster, sharedErr = testcluster.StartStandalone(st, testcluster.Options{Servers: 1, Masters: 1, MemFS: true})
+		sharedCluster, sharedErr = testcluster.StartStandalone(st, testcluster.Options{Servers: 1, Masters: 1, MemFS: true,
+			MemtableSize: 32 << 20}) // room for a mutation of a 10 MiB value
 		sharedStop = st.Close
 		if sharedErr == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -208,6 +209,28 @@ func TestPutValueFile(t *testing.T) {
 	}
 	if got, want := ok(t, "get", "valfile", "r"), `r f: @5 \x00\xff\n\x20\\\"é`+"\n"; got != want {
 		t.Errorf("get = %q, want %q", got, want)
+	}
+	// A value just under the 10 MiB limit goes through put, export and
+	// import (it travels alone in its import batch).
+	big := bytes.Repeat([]byte("0123456789abcdef"), (10<<20-16)/16)
+	if _, _, err := cli(t, string(big), "put", "valfile", "big", "f:q", "--value-file", "-", "--ts", "6"); err != nil {
+		t.Fatal(err)
+	}
+	exported, _, err := cli(t, "", "export", "valfile", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok(t, "create", "valfile2", "f")
+	if out, _, err := cli(t, exported, "import", "valfile2", "-"); err != nil || out != "imported 2 cells\n" {
+		t.Fatalf("import: %q, %v", out, err)
+	}
+	out, _, err := cli(t, "", "get", "valfile2", "big", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseCellLine([]byte(strings.TrimSuffix(out, "\n")))
+	if err != nil || !bytes.Equal(c.Value, big) {
+		t.Fatalf("the %d-byte value did not come back whole (%d bytes, %v)", len(big), len(c.Value), err)
 	}
 }
 
