@@ -490,3 +490,22 @@ func TestImportBadLines(t *testing.T) {
 	binFails(t, "", []string{"import", "badimport", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file")
 	binFails(t, "", []string{"export", "nosuch", filepath.Join(t.TempDir(), "out")}, "table not found")
 }
+
+// TestClusterFromEnv: without --cluster the commands use CELLAR_CLUSTER,
+// and --cluster wins over it.
+func TestClusterFromEnv(t *testing.T) {
+	bin := cellarBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := []string{"HOME=" + t.TempDir(), "CELLAR_CLUSTER=" + cluster(t)}
+	cmd := exec.CommandContext(ctx, bin, "ls")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ls with CELLAR_CLUSTER: %v: %s", err, out)
+	}
+	cmd = exec.CommandContext(ctx, bin, "ls", "--cluster", "127.0.0.1:1")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no cluster reachable at 127.0.0.1:1") {
+		t.Errorf("ls --cluster 127.0.0.1:1 with CELLAR_CLUSTER set: %v: %s", err, out)
+	}
+}
