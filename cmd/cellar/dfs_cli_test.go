@@ -15,7 +15,7 @@ import (
 	"cellar/dfs/dfscluster"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(cliTestMain{m}) }
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()

@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 	bench.AddCommand(benchCommands()...)
 	root.AddCommand(bench)
 	root.AddCommand(serverCommands()...)
+	addClusterCommands(root)
 	return root
 }
 
