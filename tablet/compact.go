@@ -194,7 +194,7 @@ func (t *Tablet) compact(ctx context.Context, fam string, inputs []*table, major
 func (t *Tablet) mergeTables(ctx context.Context, fam string, inputs []*table, major bool) (*table, error) {
 	children := make([]internalIterator, len(inputs))
 	for i, tb := range inputs {
-		children[i] = tb.r.NewIter()
+		children[i] = tb.newIter()
 	}
 	mi := newMergingIter(children)
 	defer mi.Close()
