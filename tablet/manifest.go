@@ -59,8 +59,8 @@ const (
 	// manifestVersionBounds when one does.
 	manifestVersion       = 1
 	manifestVersionBounds = 2
-	manifestName    = "MANIFEST"
-	manifestTmpName = "MANIFEST.tmp"
+	manifestName          = "MANIFEST"
+	manifestTmpName       = "MANIFEST.tmp"
 	// maxManifestSize caps what a decoder will read.
 	maxManifestSize = 64 << 20
 )
