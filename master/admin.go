@@ -222,6 +222,11 @@ func (m *Master) createTable(ctx context.Context, req *masterpb.CreateTableReque
 func (t *term) lookupTable(name string) (uint64, *datapb.TableSchema, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.schemasRead {
+		// A master just elected has not read the schemas yet: "not
+		// found" would be a lie.
+		return 0, nil, fmt.Errorf("%w: the master was just elected and is reading the schemas; retry", serr.ErrUnavailable)
+	}
 	if name == metadata.Table {
 		return metadata.TableID, t.schemas[metadata.TableID], nil
 	}
@@ -525,12 +530,6 @@ func (m *Master) ReportSplit(ctx context.Context, req *masterpb.ReportSplitReque
 	m.log.Info("split reported", "table", req.Right.TableId, "parent", req.Right.TabletId, "left", req.Left.TabletId,
 		"split_row", strconv.Quote(string(req.Right.StartRow)))
 	return &masterpb.ReportSplitResponse{}, nil
-}
-
-// MergeTablets is not implemented yet: the tablet package cannot combine
-// two tablets' file sets.
-func (m *Master) MergeTablets(ctx context.Context, req *masterpb.MergeTabletsRequest) (*masterpb.MergeTabletsResponse, error) {
-	return nil, serr.Wire.ToStatus(fmt.Errorf("%w: merging tablets is not implemented yet", serr.ErrInvalidArgument))
 }
 
 // FlushTable and CompactTable forward to every server holding the table.

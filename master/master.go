@@ -106,6 +106,10 @@ type Hooks struct {
 	// its log's leases were recovered and before the log is split. ctx
 	// ends when the master's term does.
 	AfterLeaseRecovery func(ctx context.Context, server string)
+	// MergeStep runs after each step of a merge (MergeStep* constants);
+	// ctx ends when the master's term or the merge request does, and the
+	// merge then stops there as if the master had died.
+	MergeStep func(ctx context.Context, step string)
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -208,7 +212,7 @@ func (m *Master) runTerm(ctx context.Context) error {
 		case <-tctx.Done():
 		}
 	}()
-	t := newTerm(m, lc, seq)
+	t := newTerm(m, lc, seq, tctx.Done())
 	m.log.Info("elected active master", "sequencer", seq.String())
 	m.mu.Lock()
 	m.active = t
@@ -217,6 +221,10 @@ func (m *Master) runTerm(ctx context.Context) error {
 		m.mu.Lock()
 		m.active = nil
 		m.mu.Unlock()
+		cancel()
+		t.mu.Lock()
+		t.ended = true
+		t.mu.Unlock()
 		t.wg.Wait()
 	}()
 	t.wg.Add(1)

@@ -123,6 +123,10 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 		return err
 	}
 	var descs []*datapb.TabletDescriptor
+	var merges []*mergeIntent
+	var splits []*splitIntent
+	held := map[uint64]bool{}
+	inMerge := map[uint64]bool{}
 	var prevTable uint64
 	var prevEnd []byte
 	for {
@@ -139,15 +143,25 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 				t.m.log.Error("corrupt METADATA row key; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
 				continue
 			}
-			var d *datapb.TabletDescriptor
+			cells := map[string][]byte{}
 			for _, c := range row.Cells {
-				if c.Family == metadata.Family && string(c.Qualifier) == metadata.QualTablet {
-					d, err = metadata.DecodeTablet(c.Value)
-					if err != nil {
-						t.m.log.Error("corrupt METADATA tablet cell; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
-					}
+				if c.Family == metadata.Family {
+					cells[string(c.Qualifier)] = c.Value
 				}
 			}
+			decode := func(qual string) *datapb.TabletDescriptor {
+				b, ok := cells[qual]
+				if !ok {
+					return nil
+				}
+				d, err := metadata.DecodeTablet(b)
+				if err != nil {
+					t.m.log.Error("corrupt METADATA cell; skipped", "key", fmt.Sprintf("%x", row.Key), "qualifier", qual, "err", err)
+					return nil
+				}
+				return d
+			}
+			d := decode(metadata.QualTablet)
 			if d == nil {
 				continue
 			}
@@ -156,12 +170,27 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 				d.StartRow = prevEnd
 			}
 			prevTable, prevEnd = table, end
+			if merged, left := decode(metadata.QualMerge), decode(metadata.QualMergeLeft); merged != nil && left != nil {
+				// Neither tablet of a merge in doubt is taken into the
+				// state until resolveMerge decides it.
+				merges = append(merges, &mergeIntent{rightKey: append([]byte(nil), row.Key...), right: d, left: left, merged: merged})
+				held[d.TabletId], held[left.TabletId] = true, true
+				inMerge[d.TabletId], inMerge[left.TabletId] = true, true
+				continue
+			}
+			if left := decode(metadata.QualSplitting); left != nil {
+				splits = append(splits, &splitIntent{parentKey: append([]byte(nil), row.Key...), parent: cloneDesc(d), left: left})
+				held[d.TabletId] = true
+			}
 			descs = append(descs, d)
 		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, d := range descs {
+		if inMerge[d.TabletId] || t.gone[d.TabletId] {
+			continue
+		}
 		if ti := t.tablets[d.TabletId]; ti != nil {
 			if !ti.busy {
 				ti.desc = stripServer(d)
@@ -170,6 +199,10 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 		}
 		t.tablets[d.TabletId] = &tabletInfo{desc: stripServer(d)}
 	}
+	for id, ti := range t.tablets {
+		ti.held = held[id]
+	}
+	t.mergeIntents, t.splitIntents = merges, splits
 	t.metaDirty = false
 	return nil
 }

@@ -35,6 +35,9 @@ type tabletInfo struct {
 	// needsLoc: METADATA may not name server as the location yet (a
 	// failed write, or an assignment adopted from a server's report).
 	needsLoc bool
+	// held: a split or merge intent in METADATA names the tablet and is
+	// not resolved yet; it is not assigned or moved until it is.
+	held bool
 }
 
 // term is one tenure as the active master. Its fields are guarded by mu,
@@ -45,6 +48,7 @@ type term struct {
 	seq  lock.Sequencer
 	wg   sync.WaitGroup
 	kick chan struct{}
+	done <-chan struct{} // closed when the term ends
 
 	mu          sync.Mutex
 	servers     map[string]*serverInfo
@@ -57,13 +61,35 @@ type term struct {
 	metaLoc     string // what the root tablet says of META's location
 	lastBalance time.Time
 	orphans     map[string]time.Time // table directories no schema names, first seen
+	ended       bool                 // the term is over: no new goroutines (wg)
+	merging     map[uint64]bool      // merged tablet ids of merges this term runs
+	// gone holds the ids of tablets merged away: a status answer or a
+	// METADATA scan older than the merge must not bring them back.
+	gone map[uint64]bool
+	// Intents found by the last METADATA scan, resolved by resolveIntents.
+	mergeIntents     []*mergeIntent
+	splitIntents     []*splitIntent
+	statusesComplete bool // every live server answered in the last refreshStatuses
 }
 
-func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer) *term {
-	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1),
+func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{}) *term {
+	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1), done: done, merging: map[uint64]bool{}, gone: map[uint64]bool{},
 		servers: map[string]*serverInfo{}, tablets: map[uint64]*tabletInfo{},
 		schemas: map[uint64]*datapb.TableSchema{metadata.TableID: metadata.Schema()}, names: map[string]uint64{},
 		metaDirty: true, lastBalance: time.Now(), orphans: map[string]time.Time{}}
+}
+
+// bind returns a context that also ends when the term does.
+func (t *term) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-t.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // poke asks the loop for a pass now.
@@ -140,6 +166,11 @@ func (t *term) pass(ctx context.Context) error {
 	}
 	if err := t.scanMetaIfDirty(ctx); err != nil {
 		return fmt.Errorf("scan METADATA: %w", err)
+	}
+	if t.resolveIntents(ctx) {
+		if err := t.scanMetaIfDirty(ctx); err != nil {
+			return fmt.Errorf("scan METADATA: %w", err)
+		}
 	}
 	t.assignAll(ctx)
 	t.recordLocations(ctx)
@@ -290,6 +321,9 @@ func (t *term) refreshStatuses(ctx context.Context) {
 	close(answers)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A server whose answer is not from the incarnation asked counts as
+	// not answered.
+	t.statusesComplete = len(answers) == len(servers)
 	for a := range answers {
 		if t.servers[a.s.id] != a.s {
 			continue // lost meanwhile
@@ -298,6 +332,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			// Another incarnation answers on the address of one whose
 			// session has not expired yet: not that server's state.
 			t.m.log.Debug("status from another incarnation", "server", a.s.id, "answered", a.st.ServerId)
+			t.statusesComplete = false
 			continue
 		}
 		a.s.status = a.st
@@ -305,6 +340,11 @@ func (t *term) refreshStatuses(ctx context.Context) {
 		for _, ts := range a.st.Tablets {
 			d := ts.Tablet
 			if d == nil {
+				continue
+			}
+			if t.gone[d.TabletId] {
+				t.m.log.Error("server reports a tablet that was merged away; unloading it", "tablet", d.TabletId, "server", a.s.id)
+				go t.unload(context.WithoutCancel(ctx), a.s.addr, d.TabletId)
 				continue
 			}
 			reported[d.TabletId] = true
@@ -572,7 +612,7 @@ func (t *term) assignAll(ctx context.Context) {
 	t.mu.Lock()
 	var todo []*tabletInfo
 	for _, ti := range t.tablets {
-		if ti.server == "" && !ti.busy && ti.desc.TableId != metadata.TableID && t.schemas[ti.desc.TableId] != nil {
+		if ti.server == "" && !ti.busy && !ti.held && ti.desc.TableId != metadata.TableID && t.schemas[ti.desc.TableId] != nil {
 			todo = append(todo, ti)
 		}
 	}
@@ -628,7 +668,7 @@ func (t *term) balance(ctx context.Context) {
 		}
 		var cand *tabletInfo
 		for id, ti := range t.tablets {
-			if ti.server == hi.id && !ti.busy && !picked[id] && id != metadata.RootTabletID && id != metadata.MetaTabletID {
+			if ti.server == hi.id && !ti.busy && !ti.held && !picked[id] && id != metadata.RootTabletID && id != metadata.MetaTabletID {
 				if cand == nil || id < cand.desc.TabletId {
 					cand = ti
 				}

@@ -56,6 +56,8 @@ type Options struct {
 	MemtableSize int64
 	// MasterHooks are given to every master.
 	MasterHooks master.Hooks
+	// ServerHooks are given to every tablet server.
+	ServerHooks tabletserver.Hooks
 	// Logger for every component; default: discard, or stderr at debug
 	// level when CELLAR_TEST_LOG is set.
 	Logger *slog.Logger
@@ -242,7 +244,7 @@ func (c *Cluster) AddServer() *Server {
 	s.lc = lc
 	s.meta = metaclient.New(lc)
 	ts, err := tabletserver.New(ctx, tabletserver.Options{Addr: s.Addr, FS: s.fs, Lock: lc, Meta: s.meta, Master: s.meta,
-		SplitSize: c.opts.SplitSize, MemtableSize: c.opts.MemtableSize, Logger: c.log.With("server", s.Addr)})
+		SplitSize: c.opts.SplitSize, MemtableSize: c.opts.MemtableSize, Hooks: c.opts.ServerHooks, Logger: c.log.With("server", s.Addr)})
 	if err != nil {
 		c.tb.Fatalf("tablet server: %v", err)
 	}
