@@ -65,7 +65,8 @@
 //     are major-compacted in the background, and are not split again before
 //     that (their inherited files count whole in their sizes).
 //
-// Splits and CompactTablet share a semaphore of MaxConcurrentCompactions.
+// Splits, CompactTablet and the tablets' own background compactions share
+// a semaphore of MaxConcurrentCompactions (tablet.Options.CompactionLimiter).
 // METADATA (table 0) never splits.
 //
 // # Commit log and fencing

@@ -61,8 +61,9 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives lifecycle messages; default slog.Default().
 	Logger *slog.Logger
-	// MaxConcurrentCompactions bounds CompactTablet requests and splits
-	// running at once on the server. Default 2.
+	// MaxConcurrentCompactions bounds the compactions running at once on
+	// the server: CompactTablet requests, splits and the tablets' own
+	// background compactions. Default 2.
 	MaxConcurrentCompactions int
 	// Hooks are for tests: they let a test act at a precise point.
 	Hooks Hooks
