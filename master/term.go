@@ -70,6 +70,7 @@ type term struct {
 	mergeIntents     []*mergeIntent
 	splitIntents     []*splitIntent
 	statusesComplete bool // every live server answered in the last refreshStatuses
+	gc               gcState
 }
 
 func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{}) *term {
@@ -179,6 +180,7 @@ func (t *term) pass(ctx context.Context) error {
 		t.balance(ctx)
 	}
 	t.collectGarbage(ctx)
+	t.collectFiles(ctx)
 	return nil
 }
 

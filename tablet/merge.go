@@ -28,6 +28,10 @@ type ManifestInfo struct {
 	// there numbered at or above it may be a flush or compaction output
 	// not installed yet.
 	NextFileNum uint64
+	// SplitFloor: the tablet deletes the tables of its own Dir/sst
+	// numbered at or above it once it no longer lists them; those below
+	// may be shared with a split sibling and are never its to delete.
+	SplitFloor uint64
 }
 
 // ReadManifest reads the manifest in dir; (nil, nil) when there is none.
@@ -38,7 +42,7 @@ func ReadManifest(ctx context.Context, fs dfs.FS, dir string) (*ManifestInfo, er
 		return nil, err
 	}
 	info := &ManifestInfo{ID: m.id, StartRow: m.startRow, EndRow: m.endRow, Split: m.split,
-		FlushedSeq: m.flushedSeq, NextFileNum: m.nextFileNum}
+		FlushedSeq: m.flushedSeq, NextFileNum: m.nextFileNum, SplitFloor: m.splitFloor}
 	for _, f := range sortedKeys(m.families) {
 		for _, fm := range m.families[f] {
 			info.Files = append(info.Files, fm.path)

@@ -1,0 +1,194 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"time"
+
+	"cellar/dfs"
+	"cellar/internal/metadata"
+	"cellar/tablet"
+)
+
+// gcState is the bookkeeping of the SSTable garbage collector: what it
+// found unreferenced, and since when. It lives in the term, so a new
+// master starts every grace period over.
+type gcState struct {
+	last  time.Time
+	files map[string]time.Time // SSTables no live tablet lists, first seen so
+	dirs  map[string]time.Time // tablet directories no live tablet has, first seen so
+}
+
+// collectFiles deletes the SSTables that no live tablet references any
+// more, and the directories of tablets that no longer exist, once they
+// have been found so in every round for GCGracePeriod (docs/serving.md,
+// "Garbage collection", has the argument for why no file a tablet may
+// still load is deleted). A round runs every GCInterval, and only when
+// every live server answered its status in this pass; any doubt (a
+// manifest or a METADATA row that does not read) ends the round without
+// deleting anything.
+func (t *term) collectFiles(ctx context.Context) {
+	t.mu.Lock()
+	if !t.statusesComplete || time.Since(t.gc.last) < t.m.opts.GCInterval {
+		t.mu.Unlock()
+		return
+	}
+	t.gc.last = time.Now()
+	if t.gc.files == nil {
+		t.gc.files, t.gc.dirs = map[string]time.Time{}, map[string]time.Time{}
+	}
+	// Live tablets, first from the state and the servers' statuses of
+	// this pass.
+	live := map[string]bool{}
+	for _, ti := range t.tablets {
+		live[ti.desc.Dir] = true
+	}
+	for _, s := range t.servers {
+		if s.status == nil {
+			continue
+		}
+		for _, ts := range s.status.Tablets {
+			if ts.Tablet != nil {
+				live[ts.Tablet.Dir] = true
+			}
+		}
+	}
+	var tables []uint64
+	for id := range t.schemas {
+		if id != metadata.TableID {
+			tables = append(tables, id)
+		}
+	}
+	t.mu.Unlock()
+	if err := t.gcRound(ctx, live, tables); err != nil && ctx.Err() == nil {
+		t.m.log.Warn("SSTable garbage collection round abandoned; nothing deleted", "err", err)
+	}
+}
+
+func (t *term) gcRound(ctx context.Context, live map[string]bool, tables []uint64) error {
+	fs := t.m.opts.FS
+	// Then from METADATA, read afresh: every row's tablet and the tablets
+	// every split and merge intent names.
+	var bad error
+	err := t.readUserRows(ctx, func(key []byte, _ uint64, _ []byte, cells map[string][]byte) {
+		for _, q := range []string{metadata.QualTablet, metadata.QualSplitting, metadata.QualMerge, metadata.QualMergeLeft} {
+			b, ok := cells[q]
+			if !ok {
+				continue
+			}
+			d, err := metadata.DecodeTablet(b)
+			if err != nil {
+				bad = fmt.Errorf("METADATA row %x, cell %s: %w", key, q, err)
+				continue
+			}
+			live[d.Dir] = true
+		}
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return err
+	}
+	// What the live tablets' manifests reference.
+	referenced := map[string]bool{}
+	floor := map[string]uint64{} // live dir → its split floor
+	for dir := range live {
+		info, err := tablet.ReadManifest(ctx, fs, dir)
+		if err != nil {
+			return err
+		}
+		if info == nil {
+			continue // not opened yet: floor 0 protects its whole sst dir
+		}
+		for _, f := range info.Files {
+			referenced[f] = true
+		}
+		floor[dir] = info.SplitFloor
+	}
+	now := time.Now()
+	grace := t.m.opts.GCGracePeriod
+	seenFiles := map[string]bool{}
+	seenDirs := map[string]bool{}
+	deleted, removedDirs := 0, 0
+	for _, table := range tables {
+		tdir := dfs.Join("tables", strconv.FormatUint(table, 10), "tablets")
+		ents, err := fs.List(ctx, tdir)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", tdir, err)
+		}
+		for _, e := range ents {
+			if !e.IsDir {
+				continue
+			}
+			dir := dfs.Join(tdir, path.Base(e.Name))
+			isLive := live[dir]
+			if !isLive {
+				seenDirs[dir] = true
+				if _, ok := t.gc.dirs[dir]; !ok {
+					t.gc.dirs[dir] = now
+				}
+			}
+			sst := tablet.SSTableDir(dir)
+			files, err := fs.List(ctx, sst)
+			if err != nil {
+				return fmt.Errorf("list %s: %w", sst, err)
+			}
+			kept := 0
+			for _, f := range files {
+				name := dfs.Join(sst, path.Base(f.Name))
+				num, ok := tablet.SSTableNumber(path.Base(f.Name))
+				// In a live directory only the tables below the split
+				// floor are the collector's: the tablet deletes its
+				// own, and the others may be outputs not installed yet.
+				if f.IsDir || !ok || referenced[name] || isLive && num >= floor[dir] {
+					kept++
+					continue
+				}
+				seenFiles[name] = true
+				first, ok := t.gc.files[name]
+				if !ok {
+					t.gc.files[name] = now
+					kept++
+					continue
+				}
+				if now.Sub(first) < grace {
+					kept++
+					continue
+				}
+				if err := fs.Remove(ctx, name); err != nil && !errors.Is(err, dfs.ErrNotFound) {
+					return fmt.Errorf("delete %s: %w", name, err)
+				}
+				delete(t.gc.files, name)
+				deleted++
+				t.m.log.Info("garbage-collected unreferenced SSTable", "file", name)
+			}
+			if first, ok := t.gc.dirs[dir]; !isLive && ok && kept == 0 && now.Sub(first) >= grace {
+				if err := removeTree(ctx, fs, dir); err != nil {
+					return fmt.Errorf("delete %s: %w", dir, err)
+				}
+				delete(t.gc.dirs, dir)
+				removedDirs++
+				t.m.log.Info("garbage-collected the directory of a tablet that no longer exists", "dir", dir)
+			}
+		}
+	}
+	// Whatever was not found unreferenced this round starts over.
+	for name := range t.gc.files {
+		if !seenFiles[name] {
+			delete(t.gc.files, name)
+		}
+	}
+	for dir := range t.gc.dirs {
+		if !seenDirs[dir] {
+			delete(t.gc.dirs, dir)
+		}
+	}
+	if deleted > 0 || removedDirs > 0 {
+		t.m.log.Info("SSTable garbage collection round", "deleted_files", deleted, "deleted_dirs", removedDirs)
+	}
+	return nil
+}
