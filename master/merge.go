@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cellar/internal/idalloc"
+	"cellar/internal/keys"
 	"cellar/internal/metadata"
 	"cellar/internal/serr"
 	datapb "cellar/proto/cellar/data/v1"
@@ -61,6 +62,11 @@ func (m *Master) mergeTablets(ctx context.Context, req *masterpb.MergeTabletsReq
 	}
 	if table == metadata.TableID {
 		return nil, fmt.Errorf("%w: METADATA's tablets do not merge", serr.ErrInvalidArgument)
+	}
+	if len(req.Row) > 0 {
+		if err := keys.ValidateRow(req.Row); err != nil {
+			return nil, fmt.Errorf("%w: row: %w", serr.ErrInvalidArgument, err)
+		}
 	}
 	ctx, cancel := t.bind(ctx)
 	defer cancel()

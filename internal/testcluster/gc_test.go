@@ -96,6 +96,22 @@ func TestGarbageCollectionAfterSplitAndMerge(t *testing.T) {
 	}
 	t.Logf("the merged tablets' directories were collected")
 	checkRows("after the merge's garbage collection")
+
+	// Bad merge requests fail cleanly and change nothing.
+	for _, bad := range []struct {
+		table, row string
+		want       error
+	}{
+		{"g", "a", client.ErrInvalidArgument}, // the only tablet is the last: no right neighbour
+		{"METADATA", "", client.ErrInvalidArgument},
+		{"nope", "a", client.ErrTableNotFound},
+	} {
+		if err := cl.Admin().MergeTablets(ctx, bad.table, bad.row); !errors.Is(err, bad.want) {
+			t.Errorf("MergeTablets(%q, %q) = %v, want %v", bad.table, bad.row, err, bad.want)
+		}
+	}
+	waitTablets(t, ctx, c, cl, "g", 1)
+	checkRows("after bad merge requests")
 }
 
 func listFiles(t *testing.T, ctx context.Context, fs dfs.FS, dir string) []string {
