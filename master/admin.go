@@ -501,6 +501,9 @@ func (m *Master) splitTable(ctx context.Context, req *masterpb.SplitTableRequest
 func (t *term) recordSplit(left, right *datapb.TabletDescriptor) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Scan METADATA again: if the split's commit failed, its intent is
+	// still there for resolveIntents.
+	t.metaDirty = true
 	server := ""
 	if p := t.tablets[right.TabletId]; p != nil {
 		server = p.server

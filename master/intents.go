@@ -31,25 +31,31 @@ func (t *term) resolveIntents(ctx context.Context) bool {
 			merges = append(merges, mi)
 		}
 	}
+	pending := len(merges) < len(t.mergeIntents) // merges this term runs
 	splits := t.splitIntents
 	complete := t.statusesComplete
+	// The intents are consumed: the next scan finds those still there,
+	// so an intent is never acted on from a scan older than this pass's.
+	t.mergeIntents, t.splitIntents = nil, nil
 	t.mu.Unlock()
 	changed := false
 	for _, mi := range merges {
 		if err := t.resolveMerge(ctx, mi); err != nil {
 			t.m.log.Warn("resolve merge intent; retrying in the next pass", "merged", mi.merged.TabletId, "err", err)
+			pending = true
 			continue
 		}
 		changed = true
 	}
 	for _, si := range splits {
-		done, err := t.resolveSplit(ctx, si, complete)
+		done, retry, err := t.resolveSplit(ctx, si, complete)
 		if err != nil {
 			t.m.log.Warn("resolve split intent; retrying in the next pass", "tablet", si.parent.TabletId, "err", err)
 		}
 		changed = changed || done
+		pending = pending || retry
 	}
-	if changed {
+	if changed || pending {
 		t.mu.Lock()
 		t.metaDirty = true
 		t.mu.Unlock()
@@ -72,8 +78,11 @@ func (t *term) resolveIntents(ctx context.Context) bool {
 //     finish, one with the parent's range means the split never happened:
 //     clear the intent (the left daughter's directory, if any, is garbage).
 //
-// It reports whether it changed METADATA.
-func (t *term) resolveSplit(ctx context.Context, si *splitIntent, statusesComplete bool) (bool, error) {
+// It reports whether it changed METADATA, and whether the intent must be
+// looked at again in the next pass (a split its live server is still
+// doing is not: its report, or its server's loss, makes the master scan
+// METADATA again).
+func (t *term) resolveSplit(ctx context.Context, si *splitIntent, statusesComplete bool) (done, retry bool, err error) {
 	id := si.parent.TabletId
 	splitRow := si.left.EndRow
 	t.mu.Lock()
@@ -101,38 +110,38 @@ func (t *term) resolveSplit(ctx context.Context, si *splitIntent, statusesComple
 	switch {
 	case served:
 		if !bytes.Equal(servedStart, splitRow) {
-			return false, nil // its server is in the middle of it
+			return false, false, nil // its server is in the middle of it
 		}
 		finish = true
 	case assigned || !statusesComplete:
-		return false, nil
+		return false, true, nil
 	default:
 		info, err := tablet.ReadManifest(ctx, t.m.opts.FS, si.parent.Dir)
 		if err != nil {
-			return false, err
+			return false, true, err
 		}
 		switch {
 		case info == nil:
-			return false, fmt.Errorf("tablet %d has no manifest in %s", id, si.parent.Dir)
+			return false, true, fmt.Errorf("tablet %d has no manifest in %s", id, si.parent.Dir)
 		case bytes.Equal(info.StartRow, splitRow) && bytes.Equal(info.EndRow, si.parent.EndRow):
 			finish = true
 		case bytes.Equal(info.StartRow, si.parent.StartRow) && bytes.Equal(info.EndRow, si.parent.EndRow) && !info.Split:
 			finish = false
 		default:
-			return false, fmt.Errorf("tablet %d's manifest covers [%q, %q): neither the parent [%q, %q) nor the right daughter of a split at %q",
+			return false, true, fmt.Errorf("tablet %d's manifest covers [%q, %q): neither the parent [%q, %q) nor the right daughter of a split at %q",
 				id, info.StartRow, info.EndRow, si.parent.StartRow, si.parent.EndRow, splitRow)
 		}
 	}
 	log := t.m.log.With("table", si.parent.TableId, "tablet", id, "left", si.left.TabletId, "split_row", fmt.Sprintf("%q", splitRow))
 	if !finish {
 		if err := t.mutateMetaRow(ctx, si.parentKey, deleteColumn(metadata.QualSplitting)); err != nil {
-			return false, err
+			return false, true, err
 		}
 		if err := removeTree(ctx, t.m.opts.FS, si.left.Dir); err != nil {
 			log.Warn("remove the left daughter of an undone split; garbage collection will", "err", err)
 		}
 		log.Info("split intent cleared: the split never happened on disk")
-		return true, nil
+		return true, false, nil
 	}
 	left := stripServer(si.left)
 	muts := []*datapb.Mutation{setCell(metadata.QualTablet, metadata.EncodeTablet(left))}
@@ -140,14 +149,14 @@ func (t *term) resolveSplit(ctx context.Context, si *splitIntent, statusesComple
 		muts = append(muts, setCell(metadata.QualLocation, leftLoc))
 	}
 	if err := t.mutateMetaRow(ctx, metadata.RowKey(si.parent.TableId, splitRow), muts...); err != nil {
-		return false, err
+		return false, true, err
 	}
 	right := stripServer(si.parent)
 	right.StartRow = splitRow
 	if err := t.mutateMetaRow(ctx, si.parentKey, setCell(metadata.QualTablet, metadata.EncodeTablet(right)),
 		deleteColumn(metadata.QualSplitting)); err != nil {
-		return false, err
+		return false, true, err
 	}
 	log.Info("split finished by the master")
-	return true, nil
+	return true, false, nil
 }

@@ -209,7 +209,7 @@ func (c *Cluster) AddMaster() *Master {
 	fs, fsc := c.newFS("master-" + lis.Addr().String())
 	m := &Master{Addr: lis.Addr().String(), part: locktest.NewPartition(), done: make(chan struct{}), fsc: fsc}
 	mm, err := master.New(master.Options{Addr: m.Addr, LockAddrs: c.LockAddrs(), FS: fs, LockDialer: m.part.Dial,
-		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second, GCInterval: 200 * time.Millisecond,
+		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second, GCInterval: 300 * time.Millisecond,
 		RPCTimeout: 20 * time.Second, Hooks: c.opts.MasterHooks, Logger: c.log.With("master", m.Addr)})
 	if err != nil {
 		c.tb.Fatalf("master: %v", err)
