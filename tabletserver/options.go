@@ -78,6 +78,10 @@ type Options struct {
 
 // Hooks are called at fixed points of the server's work (tests).
 type Hooks struct {
+	// AfterSplitIntent runs during a split after the intent is recorded on
+	// the parent's METADATA row and before the parent pauses; a non-nil
+	// error stops the split there, nothing more written.
+	AfterSplitIntent func(ctx context.Context, tablet uint64) error
 	// AfterSplitOnDisk runs during a split after tablet.Split committed it
 	// on disk and before the METADATA commit. A non-nil error stops the
 	// split right there, nothing more written, as if the server had died.

@@ -117,6 +117,11 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		return nil, nil, fmt.Errorf("%w: record split intent: %w", serr.ErrUnavailable, err)
 	}
 
+	if h := s.opts.Hooks.AfterSplitIntent; h != nil {
+		if err := h(ctx, parent.GetTabletId()); err != nil {
+			return nil, nil, err
+		}
+	}
 	// The switch: stop admitting requests, let those in flight finish,
 	// split (its flush has little left to do).
 	start := time.Now()
