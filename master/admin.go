@@ -624,7 +624,8 @@ func (m *Master) ClusterStatus(ctx context.Context, _ *masterpb.ClusterStatusReq
 
 // collectGarbage deletes the directories of tables that no schema names
 // (dropped, or never committed) once they have been orphaned for the
-// grace period, and recovered edits of tablets that no longer exist.
+// grace period. (Recovered edits of tablets that no longer exist, SSTables
+// and tablet directories are collectFiles's.)
 func (t *term) collectGarbage(ctx context.Context) {
 	ents, err := t.m.opts.FS.List(ctx, "tables")
 	if err != nil {

@@ -20,6 +20,7 @@ type gcState struct {
 	last  time.Time
 	files map[string]time.Time // SSTables no live tablet lists, first seen so
 	dirs  map[string]time.Time // tablet directories no live tablet has, first seen so
+	edits map[string]time.Time // recovered-edits directories of no live tablet, first seen so
 }
 
 // collectFiles deletes the SSTables that no live tablet references any
@@ -38,13 +39,15 @@ func (t *term) collectFiles(ctx context.Context) {
 	}
 	t.gc.last = time.Now()
 	if t.gc.files == nil {
-		t.gc.files, t.gc.dirs = map[string]time.Time{}, map[string]time.Time{}
+		t.gc.files, t.gc.dirs, t.gc.edits = map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
 	}
 	// Live tablets, first from the state and the servers' statuses of
 	// this pass.
 	live := map[string]bool{}
-	for _, ti := range t.tablets {
+	liveIDs := map[uint64]bool{}
+	for id, ti := range t.tablets {
 		live[ti.desc.Dir] = true
+		liveIDs[id] = true
 	}
 	for _, s := range t.servers {
 		if s.status == nil {
@@ -53,6 +56,7 @@ func (t *term) collectFiles(ctx context.Context) {
 		for _, ts := range s.status.Tablets {
 			if ts.Tablet != nil {
 				live[ts.Tablet.Dir] = true
+				liveIDs[ts.Tablet.TabletId] = true
 			}
 		}
 	}
@@ -63,12 +67,12 @@ func (t *term) collectFiles(ctx context.Context) {
 		}
 	}
 	t.mu.Unlock()
-	if err := t.gcRound(ctx, live, tables); err != nil && ctx.Err() == nil {
+	if err := t.gcRound(ctx, live, liveIDs, tables); err != nil && ctx.Err() == nil {
 		t.m.log.Warn("SSTable garbage collection round abandoned; nothing deleted", "err", err)
 	}
 }
 
-func (t *term) gcRound(ctx context.Context, live map[string]bool, tables []uint64) error {
+func (t *term) gcRound(ctx context.Context, live map[string]bool, liveIDs map[uint64]bool, tables []uint64) error {
 	fs := t.m.opts.FS
 	// Then from METADATA, read afresh: every row's tablet and the tablets
 	// every split and merge intent names.
@@ -85,6 +89,7 @@ func (t *term) gcRound(ctx context.Context, live map[string]bool, tables []uint6
 				continue
 			}
 			live[d.Dir] = true
+			liveIDs[d.TabletId] = true
 		}
 	})
 	if err == nil {
@@ -174,6 +179,39 @@ func (t *term) gcRound(ctx context.Context, live map[string]bool, tables []uint6
 				removedDirs++
 				t.m.log.Info("garbage-collected the directory of a tablet that no longer exists", "dir", dir)
 			}
+		}
+	}
+	// Recovered edits of tablets that no longer exist (merged away, or
+	// of a dead server's log split after the merge).
+	ents, err := fs.List(ctx, "recovered")
+	if err != nil {
+		return fmt.Errorf("list recovered edits: %w", err)
+	}
+	seenEdits := map[string]bool{}
+	for _, e := range ents {
+		id, perr := strconv.ParseUint(path.Base(e.Name), 10, 64)
+		if !e.IsDir || perr != nil || liveIDs[id] || id == metadata.RootTabletID || id == metadata.MetaTabletID {
+			continue
+		}
+		dir := recoveredRoot(id)
+		seenEdits[dir] = true
+		first, ok := t.gc.edits[dir]
+		if !ok {
+			t.gc.edits[dir] = now
+			continue
+		}
+		if now.Sub(first) < grace {
+			continue
+		}
+		if err := removeTree(ctx, fs, dir); err != nil {
+			return fmt.Errorf("delete %s: %w", dir, err)
+		}
+		delete(t.gc.edits, dir)
+		t.m.log.Info("garbage-collected the recovered edits of a tablet that no longer exists", "dir", dir)
+	}
+	for dir := range t.gc.edits {
+		if !seenEdits[dir] {
+			delete(t.gc.edits, dir)
 		}
 	}
 	// Whatever was not found unreferenced this round starts over.

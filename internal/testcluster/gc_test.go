@@ -51,6 +51,26 @@ func TestGarbageCollectionAfterSplitAndMerge(t *testing.T) {
 		return path.Join("tables", strconv.FormatUint(info.ID, 10), "tablets", strconv.FormatUint(id, 10))
 	}
 	parentDir := dirOf(info.Tablets[0].ID)
+	// Recovered edits of a tablet that does not exist go; those of a
+	// live tablet stay (they are replayed when it next loads).
+	deadEdits := "recovered/999999/some-server/000001.log"
+	liveEdits := fmt.Sprintf("recovered/%d/some-server/000001.log", info.Tablets[0].ID)
+	for _, name := range []string{deadEdits, liveEdits} {
+		f, err := fs.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitGone(t, ctx, fs, deadEdits)
+	if _, err := fs.Stat(ctx, liveEdits); err != nil {
+		t.Fatalf("recovered edits of a live tablet: %v", err)
+	}
+	if err := fs.Remove(ctx, liveEdits); err != nil {
+		t.Fatal(err)
+	}
 	parentFiles := listFiles(t, ctx, fs, parentDir+"/sst")
 	if len(parentFiles) == 0 {
 		t.Fatalf("no SSTables in %s after a flush", parentDir)
