@@ -76,43 +76,64 @@ func (t *term) gcRound(ctx context.Context, live map[string]bool, liveIDs map[ui
 	fs := t.m.opts.FS
 	// Then from METADATA, read afresh: every row's tablet and the tablets
 	// every split and merge intent names.
-	var bad error
-	err := t.readUserRows(ctx, func(key []byte, _ uint64, _ []byte, cells map[string][]byte) {
-		for _, q := range []string{metadata.QualTablet, metadata.QualSplitting, metadata.QualMerge, metadata.QualMergeLeft} {
-			b, ok := cells[q]
-			if !ok {
-				continue
+	readMeta := func() error {
+		var bad error
+		err := t.readUserRows(ctx, func(key []byte, _ uint64, _ []byte, cells map[string][]byte) {
+			for _, q := range []string{metadata.QualTablet, metadata.QualSplitting, metadata.QualMerge, metadata.QualMergeLeft} {
+				b, ok := cells[q]
+				if !ok {
+					continue
+				}
+				d, err := metadata.DecodeTablet(b)
+				if err != nil {
+					bad = fmt.Errorf("METADATA row %x, cell %s: %w", key, q, err)
+					continue
+				}
+				live[d.Dir] = true
+				liveIDs[d.TabletId] = true
 			}
-			d, err := metadata.DecodeTablet(b)
-			if err != nil {
-				bad = fmt.Errorf("METADATA row %x, cell %s: %w", key, q, err)
-				continue
-			}
-			live[d.Dir] = true
-			liveIDs[d.TabletId] = true
+		})
+		if err == nil {
+			err = bad
 		}
-	})
-	if err == nil {
-		err = bad
-	}
-	if err != nil {
 		return err
 	}
-	// What the live tablets' manifests reference.
+	// What the live tablets' manifests reference. METADATA is read again
+	// after the manifests: a tablet created from one of them after it was
+	// read (a split or merge, whose intent precedes its directory) is in
+	// METADATA by then, and its manifest is read too.
 	referenced := map[string]bool{}
 	floor := map[string]uint64{} // live dir → its split floor
-	for dir := range live {
-		info, err := tablet.ReadManifest(ctx, fs, dir)
-		if err != nil {
+	read := map[string]bool{}
+	for attempt := 0; ; attempt++ {
+		if err := readMeta(); err != nil {
 			return err
 		}
-		if info == nil {
-			continue // not opened yet: floor 0 protects its whole sst dir
+		fresh := 0
+		for dir := range live {
+			if read[dir] {
+				continue
+			}
+			fresh++
+			read[dir] = true
+			info, err := tablet.ReadManifest(ctx, fs, dir)
+			if err != nil {
+				return err
+			}
+			if info == nil {
+				continue // not opened yet: floor 0 protects its whole sst dir
+			}
+			for _, f := range info.Files {
+				referenced[f] = true
+			}
+			floor[dir] = info.SplitFloor
 		}
-		for _, f := range info.Files {
-			referenced[f] = true
+		if fresh == 0 {
+			break
 		}
-		floor[dir] = info.SplitFloor
+		if attempt == 3 {
+			return errors.New("tablets keep appearing in METADATA; trying again in the next round")
+		}
 	}
 	now := time.Now()
 	grace := t.m.opts.GCGracePeriod
