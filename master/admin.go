@@ -501,22 +501,20 @@ func (m *Master) splitTable(ctx context.Context, req *masterpb.SplitTableRequest
 func (t *term) recordSplit(left, right *datapb.TabletDescriptor) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// Scan METADATA again: if the split's commit failed, its intent is
-	// still there for resolveIntents.
-	t.metaDirty = true
 	server := ""
 	if p := t.tablets[right.TabletId]; p != nil {
 		server = p.server
 		p.desc = stripServer(right)
+		p.since = t.nextGenLocked()
 	}
 	if server == "" && right.ServerId != "" && t.servers[right.ServerId] != nil {
 		server = right.ServerId
 	}
 	if ti := t.tablets[left.TabletId]; ti == nil {
-		t.tablets[left.TabletId] = &tabletInfo{desc: stripServer(left), server: server}
+		t.tablets[left.TabletId] = &tabletInfo{desc: stripServer(left), server: server, since: t.nextGenLocked()}
 	}
 	if t.tablets[right.TabletId] == nil {
-		t.tablets[right.TabletId] = &tabletInfo{desc: stripServer(right), server: server}
+		t.tablets[right.TabletId] = &tabletInfo{desc: stripServer(right), server: server, since: t.nextGenLocked()}
 	}
 }
 

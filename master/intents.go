@@ -31,7 +31,7 @@ func (t *term) resolveIntents(ctx context.Context) bool {
 			merges = append(merges, mi)
 		}
 	}
-	pending := len(merges) < len(t.mergeIntents) // merges this term runs
+	pending := false // a merge this term runs sets metaDirty itself if it must
 	splits := t.splitIntents
 	complete := t.statusesComplete
 	// The intents are consumed: the next scan finds those still there,
@@ -79,9 +79,11 @@ func (t *term) resolveIntents(ctx context.Context) bool {
 //     clear the intent (the left daughter's directory, if any, is garbage).
 //
 // It reports whether it changed METADATA, and whether the intent must be
-// looked at again in the next pass (a split its live server is still
-// doing is not: its report, or its server's loss, makes the master scan
-// METADATA again).
+// looked at again in the next pass. A split its live server is still
+// doing is not: METADATA is scanned again when that server is lost (or
+// when the tablet turns out not served); meanwhile, a split that server
+// could not commit is still served correctly (it routes by row), only
+// its METADATA rows lag.
 func (t *term) resolveSplit(ctx context.Context, si *splitIntent, statusesComplete bool) (done, retry bool, err error) {
 	id := si.parent.TabletId
 	splitRow := si.left.EndRow
@@ -113,7 +115,13 @@ func (t *term) resolveSplit(ctx context.Context, si *splitIntent, statusesComple
 			return false, false, nil // its server is in the middle of it
 		}
 		finish = true
-	case assigned || !statusesComplete:
+	case assigned:
+		// The master believes a live server has it: that server's
+		// status reports it soon, or not (refreshStatuses then
+		// unassigns it and asks for a rescan), or the server is lost
+		// (a rescan too).
+		return false, false, nil
+	case !statusesComplete:
 		return false, true, nil
 	default:
 		info, err := tablet.ReadManifest(ctx, t.m.opts.FS, si.parent.Dir)

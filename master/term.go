@@ -38,6 +38,10 @@ type tabletInfo struct {
 	// held: a split or merge intent in METADATA names the tablet and is
 	// not resolved yet; it is not assigned or moved until it is.
 	held bool
+	// since is the term's assignment generation when server was last set
+	// by the master: a status answer requested before it says nothing
+	// about the assignment (refreshStatuses).
+	since uint64
 }
 
 // term is one tenure as the active master. Its fields are guarded by mu,
@@ -62,6 +66,7 @@ type term struct {
 	lastBalance time.Time
 	orphans     map[string]time.Time // table directories no schema names, first seen
 	ended       bool                 // the term is over: no new goroutines (wg)
+	gen         uint64               // assignment generation (tabletInfo.since)
 	merging     map[uint64]bool      // merged tablet ids of merges this term runs
 	// gone holds the ids of tablets merged away: a status answer or a
 	// METADATA scan older than the merge must not bring them back.
@@ -78,6 +83,12 @@ func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{
 		servers: map[string]*serverInfo{}, tablets: map[uint64]*tabletInfo{},
 		schemas: map[uint64]*datapb.TableSchema{metadata.TableID: metadata.Schema()}, names: map[string]uint64{},
 		metaDirty: true, lastBalance: time.Now(), orphans: map[string]time.Time{}}
+}
+
+// nextGenLocked returns a new assignment generation.
+func (t *term) nextGenLocked() uint64 {
+	t.gen++
+	return t.gen
 }
 
 // bind returns a context that also ends when the term does.
@@ -294,6 +305,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 	for _, s := range t.servers {
 		servers = append(servers, s)
 	}
+	asked := t.gen // assignments made after this are newer than the answers
 	t.mu.Unlock()
 	type answer struct {
 		s  *serverInfo
@@ -354,7 +366,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			if !ok {
 				ti = &tabletInfo{desc: stripServer(d)}
 				t.tablets[d.TabletId] = ti
-			} else if !ti.busy {
+			} else if !ti.busy && ti.since <= asked {
 				ti.desc = stripServer(d)
 			}
 			switch {
@@ -373,9 +385,12 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			}
 		}
 		for id, ti := range t.tablets {
-			if ti.server == a.s.id && !ti.busy && !reported[id] {
+			if ti.server == a.s.id && !ti.busy && !reported[id] && ti.since <= asked {
 				t.m.log.Warn("tablet not served by its assigned server; unassigning", "tablet", id, "server", a.s.id)
 				ti.server = ""
+				if ti.held {
+					t.metaDirty = true // its intent is for resolveIntents now
+				}
 			}
 		}
 	}
@@ -546,6 +561,7 @@ func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMe
 		t.mu.Lock()
 		ti.busy = false
 		ti.server = server
+		ti.since = t.nextGenLocked()
 		t.mu.Unlock()
 	}
 	if schema == nil {
