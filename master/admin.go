@@ -222,6 +222,11 @@ func (m *Master) createTable(ctx context.Context, req *masterpb.CreateTableReque
 func (t *term) lookupTable(name string) (uint64, *datapb.TableSchema, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.schemasRead {
+		// A master just elected has not read the schemas yet: "not
+		// found" would be a lie.
+		return 0, nil, fmt.Errorf("%w: the master was just elected and is reading the schemas; retry", serr.ErrUnavailable)
+	}
 	if name == metadata.Table {
 		return metadata.TableID, t.schemas[metadata.TableID], nil
 	}
@@ -500,15 +505,16 @@ func (t *term) recordSplit(left, right *datapb.TabletDescriptor) {
 	if p := t.tablets[right.TabletId]; p != nil {
 		server = p.server
 		p.desc = stripServer(right)
+		p.since = t.nextGenLocked()
 	}
 	if server == "" && right.ServerId != "" && t.servers[right.ServerId] != nil {
 		server = right.ServerId
 	}
 	if ti := t.tablets[left.TabletId]; ti == nil {
-		t.tablets[left.TabletId] = &tabletInfo{desc: stripServer(left), server: server}
+		t.tablets[left.TabletId] = &tabletInfo{desc: stripServer(left), server: server, since: t.nextGenLocked()}
 	}
 	if t.tablets[right.TabletId] == nil {
-		t.tablets[right.TabletId] = &tabletInfo{desc: stripServer(right), server: server}
+		t.tablets[right.TabletId] = &tabletInfo{desc: stripServer(right), server: server, since: t.nextGenLocked()}
 	}
 }
 
@@ -525,12 +531,6 @@ func (m *Master) ReportSplit(ctx context.Context, req *masterpb.ReportSplitReque
 	m.log.Info("split reported", "table", req.Right.TableId, "parent", req.Right.TabletId, "left", req.Left.TabletId,
 		"split_row", strconv.Quote(string(req.Right.StartRow)))
 	return &masterpb.ReportSplitResponse{}, nil
-}
-
-// MergeTablets is not implemented yet: the tablet package cannot combine
-// two tablets' file sets.
-func (m *Master) MergeTablets(ctx context.Context, req *masterpb.MergeTabletsRequest) (*masterpb.MergeTabletsResponse, error) {
-	return nil, serr.Wire.ToStatus(fmt.Errorf("%w: merging tablets is not implemented yet", serr.ErrInvalidArgument))
 }
 
 // FlushTable and CompactTable forward to every server holding the table.
@@ -622,7 +622,8 @@ func (m *Master) ClusterStatus(ctx context.Context, _ *masterpb.ClusterStatusReq
 
 // collectGarbage deletes the directories of tables that no schema names
 // (dropped, or never committed) once they have been orphaned for the
-// grace period, and recovered edits of tablets that no longer exist.
+// grace period. (Recovered edits of tablets that no longer exist, SSTables
+// and tablet directories are collectFiles's.)
 func (t *term) collectGarbage(ctx context.Context) {
 	ents, err := t.m.opts.FS.List(ctx, "tables")
 	if err != nil {

@@ -32,7 +32,13 @@
 //     the fewest tablets, passing its recovered-edits directories;
 //  5. every BalanceInterval, move tablets from the most to the least loaded
 //     servers, at most MaxConcurrentMoves at a time;
-//  6. delete the files of dropped tables after GCGracePeriod.
+//  6. delete the files of dropped tables after GCGracePeriod, and, every
+//     GCInterval, the SSTables no live tablet references and the
+//     directories of tablets that no longer exist (gc.go).
+//
+// Split and merge intents found in METADATA are resolved between 4's
+// scan and the assignment: a tablet an intent names is not assigned until
+// then (intents.go, merge.go).
 //
 // Recovery is thus restartable at any point: a standby that takes over
 // mid-recovery finds the dead server's log still there and splits it again
@@ -88,8 +94,15 @@ type Options struct {
 	BalanceInterval time.Duration
 	// MaxConcurrentMoves bounds the tablets moved at once; default 4.
 	MaxConcurrentMoves int
-	// GCGracePeriod is how long a dropped table's files stay; default 10m.
+	// GCGracePeriod is how long a dropped table's files, an SSTable no
+	// live tablet references and the directory of a tablet that no longer
+	// exists stay before they are deleted; default 10m. It must exceed
+	// the longest read of a tablet (a scan may still read a file its
+	// tablet has compacted away).
 	GCGracePeriod time.Duration
+	// GCInterval is the period of the SSTable garbage collector's rounds;
+	// default the smaller of 1m and GCGracePeriod/4.
+	GCInterval time.Duration
 	// RPCTimeout bounds each request to a tablet server; default 30s.
 	RPCTimeout time.Duration
 	// DialOptions are added to every connection to a tablet server.
@@ -106,6 +119,10 @@ type Hooks struct {
 	// its log's leases were recovered and before the log is split. ctx
 	// ends when the master's term does.
 	AfterLeaseRecovery func(ctx context.Context, server string)
+	// MergeStep runs after each step of a merge (MergeStep* constants);
+	// ctx ends when the master's term or the merge request does, and the
+	// merge then stops there as if the master had died.
+	MergeStep func(ctx context.Context, step string)
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -124,6 +141,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.GCGracePeriod <= 0 {
 		c.GCGracePeriod = 10 * time.Minute
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = min(time.Minute, c.GCGracePeriod/4)
 	}
 	if c.RPCTimeout <= 0 {
 		c.RPCTimeout = 30 * time.Second
@@ -208,7 +228,7 @@ func (m *Master) runTerm(ctx context.Context) error {
 		case <-tctx.Done():
 		}
 	}()
-	t := newTerm(m, lc, seq)
+	t := newTerm(m, lc, seq, tctx.Done())
 	m.log.Info("elected active master", "sequencer", seq.String())
 	m.mu.Lock()
 	m.active = t
@@ -217,6 +237,10 @@ func (m *Master) runTerm(ctx context.Context) error {
 		m.mu.Lock()
 		m.active = nil
 		m.mu.Unlock()
+		cancel()
+		t.mu.Lock()
+		t.ended = true
+		t.mu.Unlock()
 		t.wg.Wait()
 	}()
 	t.wg.Add(1)

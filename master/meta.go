@@ -96,17 +96,10 @@ func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 	return nil
 }
 
-// scanMetaIfDirty reads every user tablet's row from the META tablet and
-// merges them into the state: new tablets arrive unassigned (a server that
-// serves one reports it in its status, which follows the scan), known
-// ones take the row's range.
-func (t *term) scanMetaIfDirty(ctx context.Context) error {
-	t.mu.Lock()
-	dirty := t.metaDirty
-	t.mu.Unlock()
-	if !dirty {
-		return nil
-	}
+// readUserRows streams every user tablet's METADATA row (from the META
+// tablet) to fn, in key order, with its info cells by qualifier. The key
+// and cells are fn's to keep.
+func (t *term) readUserRows(ctx context.Context, fn func(key []byte, table uint64, end []byte, cells map[string][]byte)) error {
 	addr, err := t.metaServer(metadata.TableEnd(metadata.TableID))
 	if err != nil {
 		return err
@@ -122,13 +115,10 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var descs []*datapb.TabletDescriptor
-	var prevTable uint64
-	var prevEnd []byte
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read METADATA: %w", err)
@@ -139,29 +129,80 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 				t.m.log.Error("corrupt METADATA row key; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
 				continue
 			}
-			var d *datapb.TabletDescriptor
+			cells := map[string][]byte{}
 			for _, c := range row.Cells {
-				if c.Family == metadata.Family && string(c.Qualifier) == metadata.QualTablet {
-					d, err = metadata.DecodeTablet(c.Value)
-					if err != nil {
-						t.m.log.Error("corrupt METADATA tablet cell; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
-					}
+				if c.Family == metadata.Family {
+					cells[string(c.Qualifier)] = c.Value
 				}
 			}
-			if d == nil {
-				continue
-			}
-			d.TableId, d.EndRow, d.StartRow = table, end, nil
-			if table == prevTable && prevEnd != nil {
-				d.StartRow = prevEnd
-			}
-			prevTable, prevEnd = table, end
-			descs = append(descs, d)
+			fn(row.Key, table, end, cells)
 		}
+	}
+}
+
+// scanMetaIfDirty reads every user tablet's row from the META tablet and
+// merges them into the state: new tablets arrive unassigned (a server that
+// serves one reports it in its status, which follows the scan), known
+// ones take the row's range.
+func (t *term) scanMetaIfDirty(ctx context.Context) error {
+	t.mu.Lock()
+	dirty := t.metaDirty
+	t.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	var descs []*datapb.TabletDescriptor
+	var merges []*mergeIntent
+	var splits []*splitIntent
+	held := map[uint64]bool{}
+	inMerge := map[uint64]bool{}
+	var prevTable uint64
+	var prevEnd []byte
+	err := t.readUserRows(ctx, func(key []byte, table uint64, end []byte, cells map[string][]byte) {
+		decode := func(qual string) *datapb.TabletDescriptor {
+			b, ok := cells[qual]
+			if !ok {
+				return nil
+			}
+			d, err := metadata.DecodeTablet(b)
+			if err != nil {
+				t.m.log.Error("corrupt METADATA cell; skipped", "key", fmt.Sprintf("%x", key), "qualifier", qual, "err", err)
+				return nil
+			}
+			return d
+		}
+		d := decode(metadata.QualTablet)
+		if d == nil {
+			return
+		}
+		d.TableId, d.EndRow, d.StartRow = table, end, nil
+		if table == prevTable && prevEnd != nil {
+			d.StartRow = prevEnd
+		}
+		prevTable, prevEnd = table, end
+		if merged, left := decode(metadata.QualMerge), decode(metadata.QualMergeLeft); merged != nil && left != nil {
+			// Neither tablet of a merge in doubt is taken into the
+			// state until resolveMerge decides it.
+			merges = append(merges, &mergeIntent{rightKey: key, right: d, left: left, merged: merged})
+			held[d.TabletId], held[left.TabletId] = true, true
+			inMerge[d.TabletId], inMerge[left.TabletId] = true, true
+			return
+		}
+		if left := decode(metadata.QualSplitting); left != nil {
+			splits = append(splits, &splitIntent{parentKey: key, parent: cloneDesc(d), left: left})
+			held[d.TabletId] = true
+		}
+		descs = append(descs, d)
+	})
+	if err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, d := range descs {
+		if inMerge[d.TabletId] || t.gone[d.TabletId] {
+			continue
+		}
 		if ti := t.tablets[d.TabletId]; ti != nil {
 			if !ti.busy {
 				ti.desc = stripServer(d)
@@ -170,6 +211,10 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 		}
 		t.tablets[d.TabletId] = &tabletInfo{desc: stripServer(d)}
 	}
+	for id, ti := range t.tablets {
+		ti.held = held[id]
+	}
+	t.mergeIntents, t.splitIntents = merges, splits
 	t.metaDirty = false
 	return nil
 }

@@ -35,6 +35,13 @@ type tabletInfo struct {
 	// needsLoc: METADATA may not name server as the location yet (a
 	// failed write, or an assignment adopted from a server's report).
 	needsLoc bool
+	// held: a split or merge intent in METADATA names the tablet and is
+	// not resolved yet; it is not assigned or moved until it is.
+	held bool
+	// since is the term's assignment generation when server was last set
+	// by the master: a status answer requested before it says nothing
+	// about the assignment (refreshStatuses).
+	since uint64
 }
 
 // term is one tenure as the active master. Its fields are guarded by mu,
@@ -45,6 +52,7 @@ type term struct {
 	seq  lock.Sequencer
 	wg   sync.WaitGroup
 	kick chan struct{}
+	done <-chan struct{} // closed when the term ends
 
 	mu          sync.Mutex
 	servers     map[string]*serverInfo
@@ -57,13 +65,43 @@ type term struct {
 	metaLoc     string // what the root tablet says of META's location
 	lastBalance time.Time
 	orphans     map[string]time.Time // table directories no schema names, first seen
+	ended       bool                 // the term is over: no new goroutines (wg)
+	gen         uint64               // assignment generation (tabletInfo.since)
+	merging     map[uint64]bool      // merged tablet ids of merges this term runs
+	// gone holds the ids of tablets merged away: a status answer or a
+	// METADATA scan older than the merge must not bring them back.
+	gone map[uint64]bool
+	// Intents found by the last METADATA scan, resolved by resolveIntents.
+	mergeIntents     []*mergeIntent
+	splitIntents     []*splitIntent
+	statusesComplete bool // every live server answered in the last refreshStatuses
+	gc               gcState
 }
 
-func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer) *term {
-	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1),
+func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{}) *term {
+	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1), done: done, merging: map[uint64]bool{}, gone: map[uint64]bool{},
 		servers: map[string]*serverInfo{}, tablets: map[uint64]*tabletInfo{},
 		schemas: map[uint64]*datapb.TableSchema{metadata.TableID: metadata.Schema()}, names: map[string]uint64{},
 		metaDirty: true, lastBalance: time.Now(), orphans: map[string]time.Time{}}
+}
+
+// nextGenLocked returns a new assignment generation.
+func (t *term) nextGenLocked() uint64 {
+	t.gen++
+	return t.gen
+}
+
+// bind returns a context that also ends when the term does.
+func (t *term) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-t.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // poke asks the loop for a pass now.
@@ -141,6 +179,11 @@ func (t *term) pass(ctx context.Context) error {
 	if err := t.scanMetaIfDirty(ctx); err != nil {
 		return fmt.Errorf("scan METADATA: %w", err)
 	}
+	if t.resolveIntents(ctx) {
+		if err := t.scanMetaIfDirty(ctx); err != nil {
+			return fmt.Errorf("scan METADATA: %w", err)
+		}
+	}
 	t.assignAll(ctx)
 	t.recordLocations(ctx)
 	if time.Since(t.lastBalance) >= t.m.opts.BalanceInterval {
@@ -148,6 +191,7 @@ func (t *term) pass(ctx context.Context) error {
 		t.balance(ctx)
 	}
 	t.collectGarbage(ctx)
+	t.collectFiles(ctx)
 	return nil
 }
 
@@ -261,6 +305,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 	for _, s := range t.servers {
 		servers = append(servers, s)
 	}
+	asked := t.gen // assignments made after this are newer than the answers
 	t.mu.Unlock()
 	type answer struct {
 		s  *serverInfo
@@ -290,6 +335,9 @@ func (t *term) refreshStatuses(ctx context.Context) {
 	close(answers)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A server whose answer is not from the incarnation asked counts as
+	// not answered.
+	t.statusesComplete = len(answers) == len(servers)
 	for a := range answers {
 		if t.servers[a.s.id] != a.s {
 			continue // lost meanwhile
@@ -298,6 +346,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			// Another incarnation answers on the address of one whose
 			// session has not expired yet: not that server's state.
 			t.m.log.Debug("status from another incarnation", "server", a.s.id, "answered", a.st.ServerId)
+			t.statusesComplete = false
 			continue
 		}
 		a.s.status = a.st
@@ -307,12 +356,17 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			if d == nil {
 				continue
 			}
+			if t.gone[d.TabletId] {
+				t.m.log.Error("server reports a tablet that was merged away; unloading it", "tablet", d.TabletId, "server", a.s.id)
+				go t.unload(context.WithoutCancel(ctx), a.s.addr, d.TabletId)
+				continue
+			}
 			reported[d.TabletId] = true
 			ti, ok := t.tablets[d.TabletId]
 			if !ok {
 				ti = &tabletInfo{desc: stripServer(d)}
 				t.tablets[d.TabletId] = ti
-			} else if !ti.busy {
+			} else if !ti.busy && ti.since <= asked {
 				ti.desc = stripServer(d)
 			}
 			switch {
@@ -331,9 +385,12 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			}
 		}
 		for id, ti := range t.tablets {
-			if ti.server == a.s.id && !ti.busy && !reported[id] {
+			if ti.server == a.s.id && !ti.busy && !reported[id] && ti.since <= asked {
 				t.m.log.Warn("tablet not served by its assigned server; unassigning", "tablet", id, "server", a.s.id)
 				ti.server = ""
+				if ti.held {
+					t.metaDirty = true // its intent is for resolveIntents now
+				}
 			}
 		}
 	}
@@ -504,6 +561,7 @@ func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMe
 		t.mu.Lock()
 		ti.busy = false
 		ti.server = server
+		ti.since = t.nextGenLocked()
 		t.mu.Unlock()
 	}
 	if schema == nil {
@@ -572,7 +630,7 @@ func (t *term) assignAll(ctx context.Context) {
 	t.mu.Lock()
 	var todo []*tabletInfo
 	for _, ti := range t.tablets {
-		if ti.server == "" && !ti.busy && ti.desc.TableId != metadata.TableID && t.schemas[ti.desc.TableId] != nil {
+		if ti.server == "" && !ti.busy && !ti.held && ti.desc.TableId != metadata.TableID && t.schemas[ti.desc.TableId] != nil {
 			todo = append(todo, ti)
 		}
 	}
@@ -628,7 +686,7 @@ func (t *term) balance(ctx context.Context) {
 		}
 		var cand *tabletInfo
 		for id, ti := range t.tablets {
-			if ti.server == hi.id && !ti.busy && !picked[id] && id != metadata.RootTabletID && id != metadata.MetaTabletID {
+			if ti.server == hi.id && !ti.busy && !ti.held && !picked[id] && id != metadata.RootTabletID && id != metadata.MetaTabletID {
 				if cand == nil || id < cand.desc.TabletId {
 					cand = ti
 				}

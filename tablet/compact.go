@@ -39,8 +39,42 @@ func (t *Tablet) compactLoop() {
 			return
 		case <-t.compactSignal:
 		}
-		if err := t.compactPicked(t.bgCtx); err != nil && t.bgCtx.Err() == nil {
+		var err error
+		if t.opts.CompactionLimiter == nil {
+			err = t.compactPicked(t.bgCtx)
+		} else {
+			err = t.compactLimited(t.bgCtx, t.opts.CompactionLimiter)
+		}
+		if err != nil && t.bgCtx.Err() == nil {
 			t.setBackgroundError(fmt.Errorf("compaction: %w", err))
+		}
+	}
+}
+
+// compactLimited runs the compactions the picker asks for, each holding a
+// slot of lim. The slot is taken before compactMu (as a server's
+// CompactTablet does before Compact), so the two never wait for each
+// other in opposite orders.
+func (t *Tablet) compactLimited(ctx context.Context, lim Limiter) error {
+	for {
+		if _, inputs := t.pick(); inputs == nil {
+			return nil
+		}
+		if err := lim.Acquire(ctx); err != nil {
+			return err
+		}
+		err := func() error {
+			defer lim.Release()
+			t.compactMu.Lock()
+			defer t.compactMu.Unlock()
+			fam, inputs := t.pick()
+			if inputs == nil {
+				return nil
+			}
+			return t.compact(ctx, fam, inputs, false)
+		}()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -194,7 +228,7 @@ func (t *Tablet) compact(ctx context.Context, fam string, inputs []*table, major
 func (t *Tablet) mergeTables(ctx context.Context, fam string, inputs []*table, major bool) (*table, error) {
 	children := make([]internalIterator, len(inputs))
 	for i, tb := range inputs {
-		children[i] = tb.r.NewIter()
+		children[i] = tb.newIter()
 	}
 	mi := newMergingIter(children)
 	defer mi.Close()

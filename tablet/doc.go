@@ -122,6 +122,19 @@
 // are unreferenced; deleting them is the table-wide garbage collector's job
 // (LiveFiles lists what a tablet references).
 //
+// # Merges
+//
+// Merge writes the manifest of a new tablet covering two adjacent closed
+// tablets: both file lists, each file bounded by the range of the tablet
+// it comes from (manifest version 2 records per-file row bounds; reads
+// and compactions clip each file to them), so that a file one parent
+// still shares with a former split sibling shows only that parent's rows.
+// Its flushed sequence number exceeds every sequence number in those
+// files (SSTable properties), so the merged tablet's writes win over
+// everything inherited. The parents' files are not in the merged tablet's
+// directory, so it never deletes them; ReadManifest lets the table-wide
+// garbage collector see what every tablet references.
+//
 // # Concurrency
 //
 // A Tablet is safe for concurrent use. Tablet.mu guards the write path's

@@ -225,6 +225,9 @@ func TestManifestFile(t *testing.T) {
 
 func FuzzManifest(f *testing.F) {
 	f.Add(testManifest().encode())
+	bounded := testManifest()
+	bounded.families["a"][0].lo, bounded.families["a"][0].hi = []byte("c"), []byte("k")
+	f.Add(bounded.encode())
 	f.Add((&manifest{id: 1, families: map[string][]fileMeta{}}).encode())
 	f.Add([]byte(manifestMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {

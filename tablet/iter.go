@@ -115,3 +115,45 @@ func (m *mergingIter) Close() error {
 	m.h = m.h[:0]
 	return errors.Join(errs...)
 }
+
+// boundedIter shows only the keys of it in [lo, hi) (nil = unbounded): the
+// rows a merged tablet may read from a file it inherited (fileMeta.lo/hi).
+type boundedIter struct {
+	it     internalIterator
+	lo, hi []byte
+}
+
+func (b *boundedIter) inBounds() bool {
+	return b.it.Valid() && (b.hi == nil || bytes.Compare(b.it.Key(), b.hi) < 0)
+}
+
+func (b *boundedIter) SeekGE(key []byte) bool {
+	if b.lo != nil && bytes.Compare(key, b.lo) < 0 {
+		key = b.lo
+	}
+	b.it.SeekGE(key)
+	return b.inBounds()
+}
+
+func (b *boundedIter) First() bool {
+	if b.lo != nil {
+		b.it.SeekGE(b.lo)
+	} else {
+		b.it.First()
+	}
+	return b.inBounds()
+}
+
+func (b *boundedIter) Next() bool {
+	if !b.inBounds() {
+		return false
+	}
+	b.it.Next()
+	return b.inBounds()
+}
+
+func (b *boundedIter) Valid() bool   { return b.inBounds() }
+func (b *boundedIter) Key() []byte   { return b.it.Key() }
+func (b *boundedIter) Value() []byte { return b.it.Value() }
+func (b *boundedIter) Error() error  { return b.it.Error() }
+func (b *boundedIter) Close() error  { return b.it.Close() }

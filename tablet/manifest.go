@@ -30,7 +30,18 @@ import (
 //	      uvarint flushedSeq | uvarint nextFileNum | uvarint splitFloor |
 //	      uvarint families |
 //	      families × ( uvarint len, name | uvarint files |
-//	                   files × ( uvarint len, path | uvarint size | uvarint entries ) )
+//	                   files × ( uvarint len, path | uvarint size | uvarint entries
+//	                             [version 2: | bounds ] ) )
+//	bounds (version 2 only): flags (bit0 low row, bit1 high row) |
+//	      [uvarint len, low row] | [uvarint len, high row]
+//
+// Version 2 adds per-file row bounds: a tablet reads only the rows
+// [low, high) of such a file (nil = unbounded), on top of its own range.
+// A merged tablet (Merge) lists each parent's files bounded by that
+// parent's range, since a file a parent shared with a former split
+// sibling may hold rows the sibling has since changed. Version 1 is still
+// written when no file has bounds, so that such manifests stay readable by
+// older readers; both versions are read.
 //
 // The CRC32C (Castagnoli) covers magic, version and body. Paths are FS names
 // (a daughter of a split names its parent's files). Worked example: tablet 7,
@@ -43,10 +54,13 @@ import (
 // were written before a split that kept this directory, and may be listed by
 // the other daughter's manifest too, so this tablet never deletes them.
 const (
-	manifestMagic   = "CLRMANIF"
-	manifestVersion = 1
-	manifestName    = "MANIFEST"
-	manifestTmpName = "MANIFEST.tmp"
+	manifestMagic = "CLRMANIF"
+	// manifestVersion is written when no file has bounds,
+	// manifestVersionBounds when one does.
+	manifestVersion       = 1
+	manifestVersionBounds = 2
+	manifestName          = "MANIFEST"
+	manifestTmpName       = "MANIFEST.tmp"
 	// maxManifestSize caps what a decoder will read.
 	maxManifestSize = 64 << 20
 )
@@ -58,7 +72,13 @@ type fileMeta struct {
 	path    string
 	size    uint64
 	entries uint64
+	// lo and hi bound the rows the tablet reads from the file, [lo, hi)
+	// (nil = unbounded), on top of the tablet's own range; set for the
+	// files a merged tablet inherits (see Merge).
+	lo, hi []byte
 }
+
+func (fm fileMeta) bounded() bool { return fm.lo != nil || fm.hi != nil }
 
 // manifest is the durable state of a tablet. Values are immutable once
 // published: changes make a copy (clone).
@@ -82,8 +102,16 @@ func (m *manifest) clone() *manifest {
 }
 
 func (m *manifest) encode() []byte {
+	version := byte(manifestVersion)
+	for _, files := range m.families {
+		for _, fm := range files {
+			if fm.bounded() {
+				version = manifestVersionBounds
+			}
+		}
+	}
 	b := []byte(manifestMagic)
-	b = append(b, manifestVersion)
+	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(m.id))
 	var flags byte
 	if m.startRow != nil {
@@ -115,6 +143,22 @@ func (m *manifest) encode() []byte {
 			b = appendBytes(b, []byte(fm.path))
 			b = binary.AppendUvarint(b, fm.size)
 			b = binary.AppendUvarint(b, fm.entries)
+			if version >= manifestVersionBounds {
+				var bf byte
+				if fm.lo != nil {
+					bf |= 1
+				}
+				if fm.hi != nil {
+					bf |= 2
+				}
+				b = append(b, bf)
+				if fm.lo != nil {
+					b = appendBytes(b, fm.lo)
+				}
+				if fm.hi != nil {
+					b = appendBytes(b, fm.hi)
+				}
+			}
 		}
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
@@ -141,8 +185,9 @@ func decodeManifest(b []byte) (*manifest, error) {
 	if crc32.Checksum(body, crcTable) != sum {
 		return bad("checksum mismatch")
 	}
-	if v := body[len(manifestMagic)]; v != manifestVersion {
-		return bad("unsupported version %d", v)
+	version := body[len(manifestMagic)]
+	if version != manifestVersion && version != manifestVersionBounds {
+		return bad("unsupported version %d", version)
 	}
 	d := decoder{b: body, off: len(manifestMagic) + 1}
 	m := &manifest{families: map[string][]fileMeta{}}
@@ -180,6 +225,21 @@ func decodeManifest(b []byte) (*manifest, error) {
 			fm.path = string(d.bytes(4096))
 			fm.size = d.uvarint()
 			fm.entries = d.uvarint()
+			if version >= manifestVersionBounds {
+				bf := d.byte()
+				if bf&^3 != 0 {
+					return bad("family %q file %d: bound flags %#x", name, j, bf)
+				}
+				if bf&1 != 0 {
+					fm.lo = append([]byte{}, d.bytes(keys.MaxRowLen)...)
+				}
+				if bf&2 != 0 {
+					fm.hi = append([]byte{}, d.bytes(keys.MaxRowLen)...)
+				}
+				if fm.lo != nil && fm.hi != nil && string(fm.lo) >= string(fm.hi) {
+					return bad("family %q file %d: empty bounds", name, j)
+				}
+			}
 			if d.err == nil {
 				if err := dfs.CheckPath(fm.path, false); err != nil {
 					return bad("family %q file %d: %v", name, j, err)

@@ -82,6 +82,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Events receives callbacks from background work (never under a lock).
 	Events EventListener
+	// CompactionLimiter, if set, is shared by several tablets (a tablet
+	// server's) to bound the background compactions running at once
+	// across them: each background compaction holds a slot while it runs.
+	// Compact, called explicitly, does not take one (its caller bounds it).
+	// nil: no bound beyond one compaction at a time per tablet.
+	CompactionLimiter Limiter
+}
+
+// Limiter hands out a bounded number of slots. Acquire blocks until a slot
+// is free or ctx ends (returning ctx's error); Release returns a slot.
+// Implementations are safe for concurrent use.
+type Limiter interface {
+	Acquire(ctx context.Context) error
+	Release()
 }
 
 // FamilyOptions describes one column family.

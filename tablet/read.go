@@ -281,7 +281,7 @@ func (t *Tablet) ReadRow(ctx context.Context, row []byte, ro *ReadOptions) (*Row
 		children := t.memIters(rs)
 		for _, tb := range rs.tables[fam] {
 			if tb.r.MayContain(rowPfx) && (colPfx == nil || tb.r.MayContain(colPfx) || tb.r.MayContain(markerPfx)) {
-				children = append(children, tb.r.NewIter())
+				children = append(children, tb.newIter())
 			}
 		}
 		famPfx := keys.AppendFamilyPrefix(nil, row, fam)
@@ -348,7 +348,7 @@ func (t *Tablet) Scan(ctx context.Context, so *ScanOptions, fn func(*Row) bool) 
 	children := t.memIters(rs)
 	for _, fam := range p.families {
 		for _, tb := range rs.tables[fam] {
-			children = append(children, tb.r.NewIter())
+			children = append(children, tb.newIter())
 		}
 	}
 	mi := newMergingIter(children)

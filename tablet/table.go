@@ -45,6 +45,18 @@ type table struct {
 	obsolete atomic.Bool
 	owned    bool
 	fs       dfs.FS
+	// lo and hi are the key bounds of meta.lo and meta.hi (nil =
+	// unbounded): reads and compactions see only the keys in [lo, hi).
+	lo, hi []byte
+}
+
+// newIter returns an iterator over the table's entries within its bounds.
+func (t *table) newIter() internalIterator {
+	it := t.r.NewIter()
+	if t.lo == nil && t.hi == nil {
+		return it
+	}
+	return &boundedIter{it: it, lo: t.lo, hi: t.hi}
 }
 
 func (t *table) ref() { t.refs.Add(1) }
@@ -132,7 +144,9 @@ func (t *Tablet) openTable(ctx context.Context, family string, meta fileMeta) (*
 		f.Close()
 		return nil, fmt.Errorf("cellar/tablet: open %s: %w", meta.path, err)
 	}
-	return &table{meta: meta, family: family, r: r, owned: t.owns(meta.path, t.splitFloor), fs: t.opts.FS}, nil
+	tb := &table{meta: meta, family: family, r: r, owned: t.owns(meta.path, t.splitFloor), fs: t.opts.FS}
+	tb.lo, tb.hi = rowBounds(meta.lo, meta.hi)
+	return tb, nil
 }
 
 // tableWriter writes one new SSTable of a family.

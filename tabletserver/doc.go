@@ -60,12 +60,15 @@
 //  4. commit to METADATA with ONE row write: row RowKey(T, split) gets
 //     info:tablet = the left daughter and info:loc = this server;
 //  5. open both daughters and serve them (waiting requests re-route);
-//  6. best effort: the parent's row gets info:tablet = the right daughter
-//     and loses info:split; the master is told (ReportSplit); both daughters
+//  6. best effort, and only if step 4 succeeded: the parent's row gets
+//     info:tablet = the right daughter and loses info:split (otherwise the
+//     intent stays, and the master finishes the split from it); the master
+//     is told (ReportSplit); both daughters
 //     are major-compacted in the background, and are not split again before
 //     that (their inherited files count whole in their sizes).
 //
-// Splits and CompactTablet share a semaphore of MaxConcurrentCompactions.
+// Splits, CompactTablet and the tablets' own background compactions share
+// a semaphore of MaxConcurrentCompactions (tablet.Options.CompactionLimiter).
 // METADATA (table 0) never splits.
 //
 // # Commit log and fencing

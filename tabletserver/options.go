@@ -61,9 +61,12 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives lifecycle messages; default slog.Default().
 	Logger *slog.Logger
-	// MaxConcurrentCompactions bounds CompactTablet requests and splits
-	// running at once on the server. Default 2.
+	// MaxConcurrentCompactions bounds the compactions running at once on
+	// the server: CompactTablet requests, splits and the tablets' own
+	// background compactions. Default 2.
 	MaxConcurrentCompactions int
+	// Hooks are for tests: they let a test act at a precise point.
+	Hooks Hooks
 
 	// checkInterval is the period of the split checker, the log releaser
 	// and the rate counters (tests shorten it). Default 5 s.
@@ -71,6 +74,18 @@ type Options struct {
 	// walMaxFileSize is the commit log's roll size (tests shrink it);
 	// default the wal's.
 	walMaxFileSize int64
+}
+
+// Hooks are called at fixed points of the server's work (tests).
+type Hooks struct {
+	// AfterSplitIntent runs during a split after the intent is recorded on
+	// the parent's METADATA row and before the parent pauses; a non-nil
+	// error stops the split there, nothing more written.
+	AfterSplitIntent func(ctx context.Context, tablet uint64) error
+	// AfterSplitOnDisk runs during a split after tablet.Split committed it
+	// on disk and before the METADATA commit. A non-nil error stops the
+	// split right there, nothing more written, as if the server had died.
+	AfterSplitOnDisk func(ctx context.Context, tablet uint64) error
 }
 
 // MetaWriter writes one METADATA row (table 0) atomically with sync

@@ -424,10 +424,27 @@ func (s *Server) tabletOptions(desc *datapb.TabletDescriptor, fams []tablet.Fami
 		Log:          s.wal,
 		Clock:        s.opts.Clock,
 		Logger:       s.logger.With("tablet", desc.GetTabletId()),
+		// The tablets' own compactions share the server-wide bound with
+		// CompactTablet requests and splits.
+		CompactionLimiter: semLimiter(s.compactSem),
 	}
 	o.Events.FlushEnd = func(tablet.FlushInfo) { s.pokeSplit() }
 	return o
 }
+
+// semLimiter is a tablet.Limiter over a channel semaphore.
+type semLimiter chan struct{}
+
+func (l semLimiter) Acquire(ctx context.Context) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l semLimiter) Release() { <-l }
 
 func nilIfEmpty(b []byte) []byte {
 	if len(b) == 0 {

@@ -117,6 +117,11 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		return nil, nil, fmt.Errorf("%w: record split intent: %w", serr.ErrUnavailable, err)
 	}
 
+	if h := s.opts.Hooks.AfterSplitIntent; h != nil {
+		if err := h(ctx, parent.GetTabletId()); err != nil {
+			return nil, nil, err
+		}
+	}
 	// The switch: stop admitting requests, let those in flight finish,
 	// split (its flush has little left to do).
 	start := time.Now()
@@ -139,6 +144,11 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		s.clearIntent(parentRow)
 		return nil, nil, tabletErr(err)
 	}
+	if h := s.opts.Hooks.AfterSplitOnDisk; h != nil {
+		if err := h(ctx, parent.GetTabletId()); err != nil {
+			return nil, nil, err
+		}
+	}
 	// The split is done on disk: finish it even if the caller gives up.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -148,10 +158,14 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		setCell(metadata.QualLocation, metadata.EncodeLocation(s.opts.ID, s.opts.Addr)),
 	}
 	leftRow := metadata.RowKey(parent.GetTableId(), splitRow)
+	committed := true
 	if err := s.metaRetry(ctx, leftRow, commit); err != nil {
 		// The daughters exist on disk and the parent does not: serve
-		// them anyway; the intent record lets the master repair METADATA.
-		s.logger.Error("split not committed to METADATA", "tablet", parent.GetTabletId(), "left", newID, "err", err)
+		// them anyway; the intent stays on the parent's row, and the
+		// master finishes the split from it (it sees the right
+		// daughter's range in this server's status).
+		committed = false
+		s.logger.Error("split not committed to METADATA; the master will finish it", "tablet", parent.GetTabletId(), "left", newID, "err", err)
 	}
 	lopts.ID = tablet.ID(newID)
 	lopts.Logger = s.logger.With("tablet", newID)
@@ -180,13 +194,16 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		"split_row", fmt.Sprintf("%q", splitRow), "switch", time.Since(start))
 
 	// Best effort, not the commit point: the parent's row now describes the
-	// right daughter, and the intent is done.
+	// right daughter, and the intent is done. Only after the commit: the
+	// intent is what tells the master about an uncommitted split.
 	rightDesc := []*datapb.Mutation{
 		setCell(metadata.QualTablet, metadata.EncodeTablet(right)),
 		{Mutation: &datapb.Mutation_DeleteFromColumn_{DeleteFromColumn: &datapb.Mutation_DeleteFromColumn{Family: metadata.Family, Qualifier: []byte(metadata.QualSplitting)}}},
 	}
-	if err := s.metaRetry(ctx, parentRow, rightDesc); err != nil {
-		s.logger.Warn("update parent METADATA row after split", "tablet", parent.GetTabletId(), "err", err)
+	if committed {
+		if err := s.metaRetry(ctx, parentRow, rightDesc); err != nil {
+			s.logger.Warn("update parent METADATA row after split", "tablet", parent.GetTabletId(), "err", err)
+		}
 	}
 	if s.opts.Master != nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)

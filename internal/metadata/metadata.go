@@ -42,6 +42,14 @@ const (
 	QualTablet    = "tablet" // a marshalled datapb.TabletDescriptor
 	QualLocation  = "loc"    // "<server id>\x00<address>" of the current assignment
 	QualSplitting = "split"  // a marshalled datapb.TabletDescriptor of the left daughter, during a split
+	// A merge's intent: on the right tablet's row, the merged tablet
+	// (QualMerge) and the left tablet (QualMergeLeft); on the left
+	// tablet's row, the merged tablet's id in decimal (QualMergeInto).
+	// Deleting the left row while it still names that id commits the
+	// merge; deleting QualMergeInto first aborts it (docs/serving.md).
+	QualMerge     = "merge"
+	QualMergeLeft = "mergeleft"
+	QualMergeInto = "mergeinto"
 )
 
 const (

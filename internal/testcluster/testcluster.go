@@ -57,6 +57,8 @@ type Options struct {
 	MemtableSize int64
 	// MasterHooks are given to every master.
 	MasterHooks master.Hooks
+	// ServerHooks are given to every tablet server.
+	ServerHooks tabletserver.Hooks
 	// Logger for every component; default: discard, or stderr at debug
 	// level when CELLAR_TEST_LOG is set.
 	Logger *slog.Logger
@@ -208,7 +210,7 @@ func (c *Cluster) AddMaster() *Master {
 	fs, fsc := c.newFS("master-" + lis.Addr().String())
 	m := &Master{Addr: lis.Addr().String(), part: locktest.NewPartition(), done: make(chan struct{}), fsc: fsc}
 	mm, err := master.New(master.Options{Addr: m.Addr, LockAddrs: c.LockAddrs(), FS: fs, LockDialer: m.part.Dial,
-		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second,
+		ReconcileInterval: 100 * time.Millisecond, BalanceInterval: time.Second, GCGracePeriod: time.Second, GCInterval: 300 * time.Millisecond,
 		RPCTimeout: 20 * time.Second, Hooks: c.opts.MasterHooks, Logger: c.log.With("master", m.Addr)})
 	if err != nil {
 		c.tb.Fatalf("master: %v", err)
@@ -243,7 +245,7 @@ func (c *Cluster) AddServer() *Server {
 	s.lc = lc
 	s.meta = metaclient.New(lc)
 	ts, err := tabletserver.New(ctx, tabletserver.Options{Addr: s.Addr, FS: s.fs, Lock: lc, Meta: s.meta, Master: s.meta,
-		SplitSize: c.opts.SplitSize, MemtableSize: c.opts.MemtableSize, Logger: c.log.With("server", s.Addr)})
+		SplitSize: c.opts.SplitSize, MemtableSize: c.opts.MemtableSize, Hooks: c.opts.ServerHooks, Logger: c.log.With("server", s.Addr)})
 	if err != nil {
 		c.tb.Fatalf("tablet server: %v", err)
 	}
