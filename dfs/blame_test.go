@@ -85,6 +85,25 @@ func TestHungReplicaIsTheOneDropped(t *testing.T) {
 		} else if len(rep.Problems) != 1 || rep.Problems[0].LiveReplicas != 2 {
 			t.Errorf("after chunkserver %d was dropped: new file fsck %+v, want one chunk on the 2 other servers", i, rep)
 		}
+		// Closed, the short file is re-replicated (onto the server it
+		// avoided, which is healthy again).
+		if err := next.Close(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			rep, err := cl.Fsck(ctx, name+".next")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Problems) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("closed short file not re-replicated: fsck %+v", rep)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	releaseOnce.Do(func() { close(release) })
 	for _, f := range files {
