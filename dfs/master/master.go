@@ -61,7 +61,9 @@ type Options struct {
 	// cluster (default 8); MaxCopiesPerServer per target server (default 2).
 	MaxConcurrentReplications, MaxCopiesPerServer int
 	// CopyTimeout is how long a scheduled copy may take before it is
-	// scheduled again elsewhere; default 2 minutes.
+	// scheduled again elsewhere; default 30s (a 64 MiB copy takes seconds;
+	// a copy stuck on a dead connection must not hold its target's
+	// MaxCopiesPerServer slots for long).
 	CopyTimeout time.Duration
 	// LeaseHardLimit is how long a writer may go without renewing its lease
 	// before the leader recovers the file itself; default 10 minutes.
@@ -107,7 +109,7 @@ func (o *Options) withDefaults() Options {
 		c.MaxCopiesPerServer = 2
 	}
 	if c.CopyTimeout == 0 {
-		c.CopyTimeout = 2 * time.Minute
+		c.CopyTimeout = 30 * time.Second
 	}
 	if c.LeaseHardLimit == 0 {
 		c.LeaseHardLimit = 10 * time.Minute

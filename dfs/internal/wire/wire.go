@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"cellar/internal/raftutil"
 )
@@ -65,8 +66,21 @@ func DialOptions() []grpc.DialOption {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 2 * time.Second,
 		}),
+		// A peer cut off the network leaves its TCP connections looking
+		// open until the kernel gives up (many minutes): calls on them
+		// (a re-replication copy, a read) would hang that long. Pings
+		// find a dead connection within KeepaliveTime+KeepaliveTimeout.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 	}
 }
+
+// KeepaliveTime and KeepaliveTimeout: an idle dfs connection is pinged
+// every KeepaliveTime and dropped if the ping is not answered within
+// KeepaliveTimeout.
+const (
+	KeepaliveTime    = 10 * time.Second
+	KeepaliveTimeout = 5 * time.Second
+)
 
 // ServerOptions are the options every dfs gRPC server uses.
 func ServerOptions() []grpc.ServerOption {
@@ -76,6 +90,9 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.InitialWindowSize(4 << 20),
 		grpc.InitialConnWindowSize(16 << 20),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// Accept the clients' keep-alive pings (gRPC's default policy
+		// closes connections that ping more often than every 5 minutes).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveTime / 2, PermitWithoutStream: true}),
 	}
 }
 
