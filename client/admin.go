@@ -299,6 +299,9 @@ type ClusterStatus struct {
 	StandbyMasters    []string
 	Servers           []ServerStatus
 	UnassignedTablets int
+	// FileSystem is the file system's health in one line, as the active
+	// master sees it.
+	FileSystem string
 }
 
 // ServerStatus is one live tablet server.
@@ -317,7 +320,7 @@ func (a *AdminClient) ClusterStatus(ctx context.Context) (*ClusterStatus, error)
 		if err != nil {
 			return err
 		}
-		out = &ClusterStatus{MasterAddr: resp.MasterAddress, StandbyMasters: resp.StandbyMasters, UnassignedTablets: int(resp.UnassignedTablets)}
+		out = &ClusterStatus{MasterAddr: resp.MasterAddress, StandbyMasters: resp.StandbyMasters, UnassignedTablets: int(resp.UnassignedTablets), FileSystem: resp.FileSystem}
 		for _, s := range resp.Servers {
 			out.Servers = append(out.Servers, ServerStatus{ID: s.ServerId, Addr: s.Address, Tablets: int(s.Tablets),
 				ReadsPerSecond: s.ReadsPerSecond, WritesPerSecond: s.WritesPerSecond})

@@ -73,6 +73,37 @@ type MasterStatus struct {
 	Servers              []ServerStatus
 }
 
+// Summary is the status in one line: HEALTHY, UNDER-REPLICATED or DATA
+// MISSING, then the leader, the counts and the chunkservers' liveness.
+func (s MasterStatus) Summary() string {
+	live, healthy := 0, 0
+	for _, sv := range s.Servers {
+		if sv.Live {
+			live++
+		}
+		if sv.Live && sv.Healthy {
+			healthy++
+		}
+	}
+	state := "HEALTHY"
+	switch {
+	case s.Missing > 0:
+		state = "DATA MISSING"
+	case s.UnderReplicated > 0:
+		state = "UNDER-REPLICATED"
+	}
+	return fmt.Sprintf("%s (dfs leader %s; %d files, %d chunks, %d under-replicated, %d missing; chunkservers %d live, %d healthy of %d)",
+		state, s.Leader, s.Files, s.Chunks, s.UnderReplicated, s.Missing, live, healthy, len(s.Servers))
+}
+
+// StatusReporter is implemented by file systems that can report their
+// health (the dfs client); the master passes it on in its cluster status.
+type StatusReporter interface {
+	Status(ctx context.Context) (MasterStatus, error)
+}
+
+var _ StatusReporter = (*Client)(nil)
+
 // Status asks the master leader for its state.
 func (c *Client) Status(ctx context.Context) (MasterStatus, error) {
 	resp, err := masterCall(ctx, c, func(ctx context.Context, m dfspb.MasterClient) (*dfspb.MasterStatusResponse, error) {

@@ -24,6 +24,22 @@ import (
 	"cellar/tablet"
 )
 
+// fileSystemSummary is the file system's health in one line: the dfs's own
+// summary, or what kind of file system it is when it reports none.
+func (m *Master) fileSystemSummary(ctx context.Context) string {
+	r, ok := m.opts.FS.(dfs.StatusReporter)
+	if !ok {
+		return fmt.Sprintf("not replicated (%T: a single machine's storage)", m.opts.FS)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := r.Status(ctx)
+	if err != nil {
+		return fmt.Sprintf("UNKNOWN (dfs status: %v)", err)
+	}
+	return st.Summary()
+}
+
 // MaxTableNameLen bounds table names.
 const MaxTableNameLen = 128
 
@@ -592,9 +608,10 @@ func (m *Master) ClusterStatus(ctx context.Context, _ *masterpb.ClusterStatusReq
 	if err != nil {
 		return nil, serr.Wire.ToStatus(err)
 	}
+	fsHealth := m.fileSystemSummary(ctx) // an RPC: before the term's lock
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	resp := &masterpb.ClusterStatusResponse{MasterAddress: m.opts.Addr}
+	resp := &masterpb.ClusterStatusResponse{MasterAddress: m.opts.Addr, FileSystem: fsHealth}
 	counts := t.countsLocked()
 	ids := make([]string, 0, len(t.servers))
 	for id := range t.servers {

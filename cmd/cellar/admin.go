@@ -230,11 +230,11 @@ func statusCmd(s *session) *cobra.Command {
 	var dfsMasters string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Master, lock service, tablet servers and (with --dfs) file-system health",
+		Short: "Master, lock service, tablet servers and file-system health",
 		Long: `Prints the active and standby masters, the lock service's leader and members, the
-tablet servers with their tablet counts and request rates, and the number of
-unassigned tablets. The cluster does not report its file system's health: give
---dfs with the dfs masters' addresses to include it (cellar dfs fsck checks every
+tablet servers with their tablet counts and request rates, the number of
+unassigned tablets, and the file system's health as the active master sees it
+(--dfs ADDRS asks the dfs masters directly instead; cellar dfs fsck checks every
 chunk).`,
 		Args: argsRange(0, 0),
 		RunE: s.withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client, _ []string) error {
@@ -260,10 +260,10 @@ chunk).`,
 				return err
 			}
 			fmt.Fprintln(out)
-			return printFSStatus(ctx, out, dfsMasters)
+			return printFSStatus(ctx, out, dfsMasters, st.FileSystem)
 		}),
 	}
-	cmd.Flags().StringVar(&dfsMasters, "dfs", envDefault("DFS_MASTERS", ""), "dfs masters' addresses, comma-separated, to report file-system health (CELLAR_DFS_MASTERS)")
+	cmd.Flags().StringVar(&dfsMasters, "dfs", envDefault("DFS_MASTERS", ""), "dfs masters' addresses, comma-separated, to ask them for file-system health instead of the master (CELLAR_DFS_MASTERS)")
 	return cmd
 }
 
@@ -306,12 +306,15 @@ func printLockStatus(ctx context.Context, out interface{ Write([]byte) (int, err
 	fmt.Fprintf(out, "lock service members: %s\n", strings.Join(ms, ", "))
 }
 
-// printFSStatus prints the dfs's health from its masters, or says that the
-// cluster does not report it.
-func printFSStatus(ctx context.Context, out interface{ Write([]byte) (int, error) }, masters string) error {
+// printFSStatus prints the dfs's health from its masters when they are
+// given, else as the active master reported it (fromMaster).
+func printFSStatus(ctx context.Context, out interface{ Write([]byte) (int, error) }, masters, fromMaster string) error {
 	ms := splitList(masters)
 	if len(ms) == 0 {
-		fmt.Fprintln(out, "file system: health not reported by the cluster; give --dfs ADDRS (dfs masters) to include it")
+		if fromMaster == "" {
+			fromMaster = "not reported by the master; give --dfs ADDRS (dfs masters) to ask the file system"
+		}
+		fmt.Fprintf(out, "file system: %s\n", fromMaster)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -325,23 +328,6 @@ func printFSStatus(ctx context.Context, out interface{ Write([]byte) (int, error
 	if err != nil {
 		return fmt.Errorf("dfs status from %s: %w", masters, err)
 	}
-	live, healthy := 0, 0
-	for _, sv := range st.Servers {
-		if sv.Live {
-			live++
-		}
-		if sv.Live && sv.Healthy {
-			healthy++
-		}
-	}
-	state := "HEALTHY"
-	switch {
-	case st.Missing > 0:
-		state = "DATA MISSING"
-	case st.UnderReplicated > 0:
-		state = "UNDER-REPLICATED"
-	}
-	fmt.Fprintf(out, "file system: %s (dfs leader %s; %d files, %d chunks, %d under-replicated, %d missing; chunkservers %d live, %d healthy of %d)\n",
-		state, st.Leader, st.Files, st.Chunks, st.UnderReplicated, st.Missing, live, healthy, len(st.Servers))
+	fmt.Fprintf(out, "file system: %s\n", st.Summary())
 	return nil
 }

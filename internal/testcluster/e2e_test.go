@@ -3,6 +3,7 @@ package testcluster_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
@@ -57,4 +58,12 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("table info: %+v", info)
+	// The master reports the dfs's health.
+	st, err := cl.Admin().ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^(HEALTHY|UNDER-REPLICATED) \(dfs leader \S+; \d+ files`).MatchString(st.FileSystem) {
+		t.Errorf("cluster status file system %q, want the dfs summary", st.FileSystem)
+	}
 }

@@ -869,8 +869,11 @@ type ClusterStatusResponse struct {
 	StandbyMasters    []string                        `protobuf:"bytes,2,rep,name=standby_masters,json=standbyMasters,proto3" json:"standby_masters,omitempty"`
 	Servers           []*ClusterStatusResponse_Server `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
 	UnassignedTablets int32                           `protobuf:"varint,4,opt,name=unassigned_tablets,json=unassignedTablets,proto3" json:"unassigned_tablets,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The file system's health in one line, as the active master sees it:
+	// the dfs's summary, or a note that it is a local directory.
+	FileSystem    string `protobuf:"bytes,5,opt,name=file_system,json=fileSystem,proto3" json:"file_system,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatusResponse) Reset() {
@@ -929,6 +932,13 @@ func (x *ClusterStatusResponse) GetUnassignedTablets() int32 {
 		return x.UnassignedTablets
 	}
 	return 0
+}
+
+func (x *ClusterStatusResponse) GetFileSystem() string {
+	if x != nil {
+		return x.FileSystem
+	}
+	return ""
 }
 
 type ReportSplitRequest struct {
@@ -1249,12 +1259,14 @@ const file_cellar_master_v1_master_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05major\x18\x02 \x01(\bR\x05major\"\x16\n" +
 	"\x14CompactTableResponse\"\x16\n" +
-	"\x14ClusterStatusRequest\"\x92\x03\n" +
+	"\x14ClusterStatusRequest\"\xb3\x03\n" +
 	"\x15ClusterStatusResponse\x12%\n" +
 	"\x0emaster_address\x18\x01 \x01(\tR\rmasterAddress\x12'\n" +
 	"\x0fstandby_masters\x18\x02 \x03(\tR\x0estandbyMasters\x12H\n" +
 	"\aservers\x18\x03 \x03(\v2..cellar.master.v1.ClusterStatusResponse.ServerR\aservers\x12-\n" +
-	"\x12unassigned_tablets\x18\x04 \x01(\x05R\x11unassignedTablets\x1a\xaf\x01\n" +
+	"\x12unassigned_tablets\x18\x04 \x01(\x05R\x11unassignedTablets\x12\x1f\n" +
+	"\vfile_system\x18\x05 \x01(\tR\n" +
+	"fileSystem\x1a\xaf\x01\n" +
 	"\x06Server\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
