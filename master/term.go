@@ -634,8 +634,9 @@ func (t *term) assignAll(ctx context.Context) {
 			todo = append(todo, ti)
 		}
 	}
-	t.mu.Unlock()
+	// Sorted under the lock: a split rewrites ti.desc.
 	sort.Slice(todo, func(i, j int) bool { return todo[i].desc.TabletId < todo[j].desc.TabletId })
+	t.mu.Unlock()
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, ti := range todo {
@@ -667,6 +668,7 @@ func (t *term) balance(ctx context.Context) {
 	counts := t.countsLocked()
 	type move struct {
 		ti       *tabletInfo
+		id       uint64 // ti's id when picked: ti.desc changes under t.mu (splits)
 		from, to *serverInfo
 	}
 	var moves []move
@@ -698,7 +700,7 @@ func (t *term) balance(ctx context.Context) {
 		picked[cand.desc.TabletId] = true
 		counts[hi.id]--
 		counts[lo.id]++
-		moves = append(moves, move{cand, hi, lo})
+		moves = append(moves, move{cand, cand.desc.TabletId, hi, lo})
 	}
 	t.mu.Unlock()
 	var wg sync.WaitGroup
@@ -707,7 +709,7 @@ func (t *term) balance(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			if err := t.move(ctx, mv.ti, mv.from, mv.to); err != nil && ctx.Err() == nil {
-				t.m.log.Warn("move tablet", "tablet", mv.ti.desc.TabletId, "err", err)
+				t.m.log.Warn("move tablet", "tablet", mv.id, "err", err)
 			}
 		}()
 	}
