@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"cellar/internal/metadata"
 	"cellar/internal/serr"
 	datapb "cellar/proto/cellar/data/v1"
@@ -85,15 +88,25 @@ func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 		resp, err := cl.MutateRows(rctx, req)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("write METADATA on %s: %w", addr, err)
+			return fmt.Errorf("write METADATA on %s: %w", addr, metaWriteErr(status.Code(err), err.Error()))
 		}
 		for i, r := range resp.Results {
 			if r.Code != 0 {
-				return fmt.Errorf("write METADATA row %d on %s: %s (%s)", i, addr, r.Message, r.Reason)
+				return fmt.Errorf("write METADATA row %d on %s: %w", i, addr, metaWriteErr(codes.Code(r.Code), fmt.Sprintf("%s (%s)", r.Message, r.Reason)))
 			}
 		}
 	}
 	return nil
+}
+
+// metaWriteErr is a failed METADATA write: ErrUnavailable, which callers
+// retry, when its tablet is not served or reachable right now (a server
+// starting or a tablet moving), else an internal error.
+func metaWriteErr(code codes.Code, msg string) error {
+	if code == codes.Unavailable || code == codes.DeadlineExceeded {
+		return fmt.Errorf("%w: %s", serr.ErrUnavailable, msg)
+	}
+	return errors.New(msg)
 }
 
 // readUserRows streams every user tablet's METADATA row (from the META
