@@ -94,7 +94,10 @@ func (s *Server) loadTablet(ctx context.Context, req *tabletpb.LoadTabletRequest
 	desc = cleanDescriptor(desc)
 	id := desc.GetTabletId()
 	s.mu.Lock()
-	if s.run.Load() == runStopped || s.fenced.Load() {
+	// Not before Start has finished (it opens the commit log the tablet
+	// writes to; the master may ask as soon as the server registers), and
+	// not once stopped or fenced. The master asks again next pass.
+	if s.run.Load() != runServing || s.fenced.Load() {
 		s.mu.Unlock()
 		return s.errNotServing()
 	}
