@@ -27,9 +27,21 @@
 // dropped: the master bumps the chunk's version (the dropped replica is
 // then recognisably stale), a new pipeline over the survivors resumes at
 // the last acknowledged offset and unacknowledged packets are sent again;
-// the master later restores the replication target. When a chunk fills
-// (64 MiB by default) it is synced on every replica and the master seals
-// its length before the next chunk is allocated.
+// the master later restores the replication target once the file is
+// closed. When a chunk fills (64 MiB by default) it is synced on every
+// replica and the master seals its length before the next chunk is
+// allocated.
+//
+// Hung replicas: a replica waits PipelineAckTimeout per replica below it
+// for its downstream's ack, so the replica next to a hung one reports it
+// first and only the hung one is dropped; the client waits longer
+// (PipelineTimeout) and drops the first replica if nothing comes back. A
+// client avoids servers it dropped for ExcludeFor when it allocates new
+// chunks (HDFS's excluded nodes). A file whose pipeline has fewer replicas
+// than its target reports it (Degradable), so a long-lived writer such as
+// the commit log can roll to a new file. Every dfs connection sends gRPC
+// keep-alive pings, so a peer cut off the network is noticed in seconds,
+// not when TCP gives up.
 //
 //	client ──pkt──▶ cs1 ──pkt──▶ cs2 ──pkt──▶ cs3
 //	       ◀──ack── ... ◀──ack── ... ◀──ack──
