@@ -206,19 +206,27 @@ t=$(now_ms)
 cellar check verify --log /out/acks | sed 's/^/   /'
 record "verify" "$(secs $(( $(now_ms) - t )))"
 
+# wait_healthy LABEL SECONDS: polls dfs fsck until it reports HEALTHY
+# (fails at once if data is missing, or after SECONDS), then records how
+# long it took as LABEL.
+wait_healthy() {
+  local label=$1 limit_ms=$(( $2 * 1000 )) t out rc
+  t=$(now_ms)
+  while :; do
+    out=$(cellar dfs fsck 2>&1) && rc=0 || rc=$?
+    if [ $rc = 0 ] && grep -qx HEALTHY <<<"$out"; then break; fi
+    if [ $rc = 2 ] || [ $(( $(now_ms) - t )) -gt $limit_ms ]; then echo "$out" >&2; echo "fsck: not healthy ($label)" >&2; exit 1; fi
+    sleep 1
+  done
+  echo "$out" | tail -n 2 | sed 's/^/   /'
+  record "$label" "$(secs $(( $(now_ms) - t )))"
+}
+
 # While the tablet servers run: commit logs that lost a replica have rolled
 # (wal: low-replication roll) and the dfs re-replicates closed files, so the
 # file system must become healthy without stopping anything.
 say "checking the file system while the tablet servers run (dfs fsck) until it is healthy"
-t=$(now_ms)
-while :; do
-  out=$(cellar dfs fsck 2>&1) && rc=0 || rc=$?
-  if [ $rc = 0 ] && grep -qx HEALTHY <<<"$out"; then break; fi
-  if [ $rc = 2 ] || [ $(( $(now_ms) - t )) -gt 90000 ]; then echo "$out" >&2; echo "fsck: not healthy while the tablet servers run" >&2; exit 1; fi
-  sleep 1
-done
-echo "$out" | tail -n 2 | sed 's/^/   /'
-record "fsck healthy with the servers running" "$(secs $(( $(now_ms) - t )))"
+wait_healthy "fsck healthy with the servers running" 90
 say "stopping the tablet servers cleanly (SIGTERM)"
 compose stop -t 60 tabletserver-1 tabletserver-2 tabletserver-3 >/dev/null 2>&1
 for s in tabletserver-1 tabletserver-2 tabletserver-3; do
@@ -226,15 +234,7 @@ for s in tabletserver-1 tabletserver-2 tabletserver-3; do
   [ "$code" = 0 ] || { echo "$s exited with status $code after SIGTERM" >&2; exit 1; }
 done
 say "checking the file system (dfs fsck) until it is healthy"
-t=$(now_ms)
-while :; do
-  out=$(cellar dfs fsck 2>&1) && rc=0 || rc=$?
-  if [ $rc = 0 ] && grep -qx HEALTHY <<<"$out"; then break; fi
-  if [ $rc = 2 ] || [ $(( $(now_ms) - t )) -gt 120000 ]; then echo "$out" >&2; echo "fsck: not healthy" >&2; exit 1; fi
-  sleep 1
-done
-echo "$out" | tail -n 2 | sed 's/^/   /'
-record "fsck healthy after the servers stopped" "$(secs $(( $(now_ms) - t )))"
+wait_healthy "fsck healthy after the servers stopped" 120
 
 echo "== cluster test passed in $(( $(date +%s) - started ))s"
 printf '   %s\n' "${summary[@]}"

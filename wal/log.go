@@ -448,10 +448,16 @@ func (l *Log) checkReplication() {
 	if l.f == nil || l.failed.Load() != nil {
 		return
 	}
+	l.noteDegraded()
+	l.maybeRollDegraded()
+}
+
+// noteDegraded marks the log for a roll if the live file has fewer
+// replicas than its target (dfs.Degradable).
+func (l *Log) noteDegraded() {
 	if d, ok := l.f.(dfs.Degradable); ok && d.Degraded() {
 		l.degraded.Store(true)
 	}
-	l.maybeRollDegraded()
 }
 
 // flush writes the pending framed records to the live file with one Write.
@@ -520,9 +526,7 @@ func (l *Log) runSyncer() {
 		} else {
 			l.syncedTo.Store(batches[len(batches)-1].upTo)
 			l.stats.syncs.Add(1)
-			if d, ok := l.f.(dfs.Degradable); ok && d.Degraded() {
-				l.degraded.Store(true)
-			}
+			l.noteDegraded()
 		}
 		for i := range batches {
 			l.fail(batches[i].waiters, err)

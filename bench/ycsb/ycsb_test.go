@@ -316,7 +316,7 @@ func TestRunAll_RejectsBadConfigAndCancelledContext(t *testing.T) {
 
 func TestCellarSystem_AllWorkloads(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts an in-process cluster")
+		t.Skip("starts an in-process cluster; skipped with -short")
 	}
 	s := NewCellarSystem(nil)
 	defer s.Close()
