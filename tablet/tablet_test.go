@@ -544,7 +544,9 @@ func TestEventsAndStats(t *testing.T) {
 		CompactionEnd: func(ci CompactionInfo) { mu.Lock(); comps = append(comps, ci); mu.Unlock() },
 	}})
 	for i := 0; i < 3; i++ {
-		tab.Apply(ctx, []byte(fmt.Sprint(i)), []Mutation{SetCell("a", nil, 1, nil), SetCell("b", nil, 1, nil)}, nil)
+		if err := tab.Apply(ctx, []byte(fmt.Sprint(i)), []Mutation{SetCell("a", nil, 1, nil), SetCell("b", nil, 1, nil)}, nil); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
 		if err := tab.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
