@@ -72,6 +72,10 @@ func (t *Tablet) flushOldest(ctx context.Context) error {
 		}, func() {
 			t.mu.imm = t.mu.imm[1:]
 			t.mu.flushed++
+			// Before waiters wake: a Flush that returns sees FlushedSeq
+			// and Stats covering its memtable.
+			t.flushedSeq.Store(uint64(max(keys.SeqNum(t.flushedSeq.Load()), mem.flushSeq)))
+			t.stats.flushes.Add(1)
 		})
 	}
 	for _, tb := range added {
@@ -82,8 +86,6 @@ func (t *Tablet) flushOldest(ctx context.Context) error {
 	}
 	info.Err = err
 	if err == nil {
-		t.flushedSeq.Store(uint64(max(keys.SeqNum(t.flushedSeq.Load()), mem.flushSeq)))
-		t.stats.flushes.Add(1)
 		if t.ownLog && t.log != nil {
 			if _, rerr := t.releaseLog(); rerr != nil {
 				t.logger.Warn("release commit log", "err", rerr)

@@ -80,7 +80,9 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives lifecycle messages; default slog.Default().
 	Logger *slog.Logger
-	// Events receives callbacks from background work (never under a lock).
+	// Events receives callbacks from background work (never under a lock),
+	// possibly after the Flush or Compact call they report has returned;
+	// Stats and FlushedSeq are up to date when such a call returns.
 	Events EventListener
 	// CompactionLimiter, if set, is shared by several tablets (a tablet
 	// server's) to bound the background compactions running at once

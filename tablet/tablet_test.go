@@ -554,6 +554,16 @@ func TestEventsAndStats(t *testing.T) {
 	if err := tab.Compact(ctx, true); err != nil {
 		t.Fatal(err)
 	}
+	// Stats cover every flush and compaction that has returned.
+	st := tab.Stats()
+	if st.Flushes != 3 || st.FlushedSeq != 6 || st.LastSeq != 6 || st.Families[0].Files != 1 || st.Families[0].Entries != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	// Events are delivered by the background goroutines, possibly after
+	// the call they report has returned; Close waits for those goroutines.
+	if err := tab.Close(); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(flushes) != 3 || len(flushes[0].Files) != 2 || flushes[2].Seq != 6 {
@@ -570,10 +580,6 @@ func TestEventsAndStats(t *testing.T) {
 	}
 	if majors != 2 {
 		t.Errorf("%d major compaction events, want one per family", majors)
-	}
-	st := tab.Stats()
-	if st.Flushes != 3 || st.FlushedSeq != 6 || st.LastSeq != 6 || st.Families[0].Files != 1 || st.Families[0].Entries != 3 {
-		t.Errorf("stats %+v", st)
 	}
 }
 
