@@ -47,6 +47,15 @@ func New(opts *Options) *Memtable {
 	}
 	o = o.withDefaults()
 	m := &Memtable{arena: newArena(o.ArenaSize)}
+	m.reset()
+	return m
+}
+
+// reset makes m empty: the arena is handed out from its start again and a
+// new head node is written. Every node is fully initialised when written,
+// so the arena's old bytes need no clearing.
+func (m *Memtable) reset() {
+	m.arena.used.Store(arenaAlign)
 	head, ok := m.arena.alloc(nodeSize(maxHeight, 0, 0))
 	if !ok {
 		// Unreachable: MinArenaSize is far above the head node's size.
@@ -55,7 +64,7 @@ func New(opts *Options) *Memtable {
 	m.initNode(head, maxHeight, nil, nil)
 	m.head = head
 	m.height.Store(1)
-	return m
+	m.count.Store(0)
 }
 
 // nodeSize is the number of arena bytes a node with a tower of height h and

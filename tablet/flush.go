@@ -86,6 +86,7 @@ func (t *Tablet) flushOldest(ctx context.Context) error {
 	}
 	info.Err = err
 	if err == nil {
+		mem.unref() // the tablet's own reference: mem is out of imm
 		if t.ownLog && t.log != nil {
 			if _, rerr := t.releaseLog(); rerr != nil {
 				t.logger.Warn("release commit log", "err", rerr)
@@ -236,6 +237,7 @@ func (t *Tablet) Flush(ctx context.Context) error {
 		// the callers. The new arena is allocated without the lock.
 		if spare != nil {
 			t.rotateLocked(spare)
+			spare = nil
 			break
 		}
 		t.mu.Unlock()
@@ -244,6 +246,9 @@ func (t *Tablet) Flush(ctx context.Context) error {
 	}
 	target := t.mu.rotated
 	t.mu.Unlock()
+	if spare != nil {
+		spare.unref() // not needed after all: back to the pool
+	}
 	return t.waitFlushed(ctx, target)
 }
 

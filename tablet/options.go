@@ -90,6 +90,12 @@ type Options struct {
 	// Compact, called explicitly, does not take one (its caller bounds it).
 	// nil: no bound beyond one compaction at a time per tablet.
 	CompactionLimiter Limiter
+	// MemtablePool, if set, is shared by several tablets (a tablet
+	// server's): a flushed memtable that no read holds any more goes back
+	// to it, and new memtables come from it, so arenas are reused rather
+	// than allocated (see memtable.Pool). nil: the tablet keeps at most one
+	// idle memtable of its own.
+	MemtablePool *memtable.Pool
 }
 
 // Limiter hands out a bounded number of slots. Acquire blocks until a slot

@@ -31,6 +31,23 @@ type memTable struct {
 	// flushSeq is what a flush of it records as FlushedSeq: lastSeq, except
 	// for memtables filled by replay (see replayLogs).
 	flushSeq keys.SeqNum
+	// refs counts the tablet's own reference (held from creation until
+	// the memtable's flush is installed, or forever if the tablet closes
+	// first) and one per read state listing it. At zero the memtable goes
+	// back to pool for reuse: no reader can still see its arena.
+	refs atomic.Int32
+	pool *memtable.Pool
+}
+
+func (m *memTable) ref() { m.refs.Add(1) }
+
+func (m *memTable) unref() {
+	switch n := m.refs.Add(-1); {
+	case n == 0:
+		m.pool.Put(m.m)
+	case n < 0:
+		panic("cellar/tablet: memtable released more often than referenced")
+	}
 }
 
 // table is an open SSTable shared by read states. It is closed when the
@@ -86,6 +103,9 @@ func (rs *readState) unref() error {
 	if rs.refs.Add(-1) != 0 {
 		return nil
 	}
+	for _, m := range rs.mems {
+		m.unref()
+	}
 	var errs []error
 	for _, ts := range rs.tables {
 		for _, t := range ts {
@@ -98,6 +118,9 @@ func (rs *readState) unref() error {
 func newReadState(mems []*memTable, tables map[string][]*table) *readState {
 	rs := &readState{mems: mems, tables: tables, refs: atomic.Int32{}}
 	rs.refs.Store(1)
+	for _, m := range mems {
+		m.ref()
+	}
 	for _, ts := range tables {
 		for _, t := range ts {
 			t.ref()

@@ -23,6 +23,7 @@ type Tablet struct {
 	log     *wal.Log
 	ownLog  bool
 	commits commitQueue
+	memPool *memtable.Pool
 
 	// nextFile numbers new SSTables; the manifest records it.
 	nextFile   atomic.Uint64
@@ -79,6 +80,10 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 		return nil, err
 	}
 	t := &Tablet{opts: opts.withDefaults()}
+	t.memPool = t.opts.MemtablePool
+	if t.memPool == nil {
+		t.memPool = memtable.NewPool(1)
+	}
 	t.logger = t.opts.Logger.With("component", "tablet", "tablet", uint64(t.opts.ID))
 	t.fam = map[string]*FamilyOptions{}
 	for i := range t.opts.Families {
@@ -170,7 +175,9 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 func (t *Tablet) logDir() string { return dfs.Join(t.opts.Dir, "log") }
 
 func (t *Tablet) newMemTable() *memTable {
-	return &memTable{m: memtable.New(&memtable.Options{ArenaSize: t.opts.MemtableSize})}
+	m := &memTable{m: t.memPool.Get(&memtable.Options{ArenaSize: t.opts.MemtableSize}), pool: t.memPool}
+	m.refs.Store(1)
+	return m
 }
 
 func (t *Tablet) signal(ch chan struct{}) {
@@ -405,6 +412,9 @@ func (t *Tablet) admit(ctx context.Context, n int, need int64) (*memTable, keys.
 	stalled := false
 	var spare *memTable
 	defer func() {
+		if spare != nil {
+			spare.unref() // not needed after all: back to the pool
+		}
 		if stalled && t.opts.Events.WriteStallEnd != nil {
 			t.opts.Events.WriteStallEnd()
 		}

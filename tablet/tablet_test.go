@@ -16,6 +16,7 @@ import (
 	"cellar/dfs/memfs"
 	"cellar/internal/clock"
 	"cellar/internal/keys"
+	"cellar/memtable"
 )
 
 func openTest(t *testing.T, o *Options) *Tablet {
@@ -672,5 +673,70 @@ func TestCloseReleasesStalledWriters(t *testing.T) {
 	defer tab.Close()
 	if r, _ := tab.ReadRow(ctx, []byte("0"), nil); r == nil {
 		t.Fatal("row 0 lost")
+	}
+}
+
+// TestMemtableRecycledOnlyWhenUnread: a flushed memtable's arena goes back
+// to the pool only once no read holds it. A scan that started before a
+// flush keeps reading the old memtable while new writes fill another.
+func TestMemtableRecycledOnlyWhenUnread(t *testing.T) {
+	ctx := context.Background()
+	pool := memtable.NewPool(2)
+	tab := openTest(t, &Options{MemtableSize: 256 << 10, MemtablePool: pool})
+	put := func(row, val string) {
+		t.Helper()
+		if err := tab.Apply(ctx, []byte(row), []Mutation{SetCell("a", nil, 1, []byte(val))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		put(fmt.Sprintf("r%03d", i), fmt.Sprintf("first-%03d", i))
+	}
+	rows := 0
+	err := tab.Scan(ctx, nil, func(r *Row) bool {
+		if rows == 0 {
+			if err := tab.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := pool.Idle(); n != 0 {
+				t.Errorf("%d memtables pooled while a scan reads the flushed one", n)
+			}
+			// Fill new memtables (taking from the pool, were the old one
+			// there) with other values under later rows.
+			for i := 0; i < 600; i++ {
+				put(fmt.Sprintf("s%03d", i), fmt.Sprintf("second-%03d-%s", i, strings.Repeat("x", 900)))
+			}
+		}
+		if want := fmt.Sprintf("r%03d", rows); string(r.Key) != want && rows < 100 {
+			t.Errorf("scan row %d is %q, want %q", rows, r.Key, want)
+		} else if rows < 100 && string(r.Cells[0].Value) != fmt.Sprintf("first-%03d", rows) {
+			t.Errorf("row %q reads %q, want %q", r.Key, r.Cells[0].Value, fmt.Sprintf("first-%03d", rows))
+		}
+		rows++
+		return rows < 100
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 100 {
+		t.Fatalf("scan saw %d rows, want 100", rows)
+	}
+	if n := pool.Idle(); n == 0 {
+		t.Errorf("no memtable pooled after the scan ended")
+	}
+	// The recycled arena serves new writes correctly.
+	if err := tab.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put("t000", "third")
+	row, err := tab.ReadRow(ctx, []byte("t000"), nil)
+	if err != nil || row == nil || string(row.Cells[0].Value) != "third" {
+		t.Fatalf("ReadRow(t000) = %+v, %v", row, err)
+	}
+	for i := 0; i < 100; i++ {
+		row, err := tab.ReadRow(ctx, []byte(fmt.Sprintf("r%03d", i)), nil)
+		if err != nil || row == nil || string(row.Cells[0].Value) != fmt.Sprintf("first-%03d", i) {
+			t.Fatalf("ReadRow(r%03d) = %+v, %v", i, row, err)
+		}
 	}
 }

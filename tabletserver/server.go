@@ -14,6 +14,7 @@ import (
 	"cellar/dfs"
 	"cellar/internal/serr"
 	"cellar/lock"
+	"cellar/memtable"
 	datapb "cellar/proto/cellar/data/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
 	"cellar/tablet"
@@ -51,7 +52,10 @@ type Server struct {
 
 	rowLocks   [rowLockStripes]sync.RWMutex
 	compactSem chan struct{}
-	splitPoke  chan struct{}
+	// memPool recycles the arenas of flushed memtables across all tablets
+	// (two idle at most: bounded however many tablets are served).
+	memPool   *memtable.Pool
+	splitPoke chan struct{}
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -95,6 +99,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts:       o,
 		logger:     logger,
 		compactSem: make(chan struct{}, o.MaxConcurrentCompactions),
+		memPool:    memtable.NewPool(2),
 		splitPoke:  make(chan struct{}, 1),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
@@ -427,6 +432,7 @@ func (s *Server) tabletOptions(desc *datapb.TabletDescriptor, fams []tablet.Fami
 		// The tablets' own compactions share the server-wide bound with
 		// CompactTablet requests and splits.
 		CompactionLimiter: semLimiter(s.compactSem),
+		MemtablePool:      s.memPool,
 	}
 	o.Events.FlushEnd = func(tablet.FlushInfo) { s.pokeSplit() }
 	return o

@@ -31,6 +31,14 @@ type CellarOptions struct {
 	// Logger receives the tablet's lifecycle messages; default a logger
 	// that drops them (they would interleave with the tables).
 	Logger *slog.Logger
+	// MemoryOverhead is the memory Cellar may use beyond its budget
+	// (block cache + memtables): index and filter blocks, write buffers,
+	// compaction state and the garbage between two collections. The run
+	// sets the Go runtime's soft memory limit to budget + overhead, as a
+	// tablet server sets GOMEMLIMIT. Default a quarter of the budget plus
+	// 64 MiB; negative: no limit (the heap may grow to twice its live
+	// size).
+	MemoryOverhead int64
 }
 
 func (o *CellarOptions) withDefaults() CellarOptions {
@@ -56,7 +64,16 @@ func (o *CellarOptions) withDefaults() CellarOptions {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MemoryOverhead == 0 {
+		c.MemoryOverhead = c.budget()/4 + 64<<20
+	}
 	return c
+}
+
+// budget is the memory the configuration allows: the block cache and
+// every memtable that may exist at once.
+func (c *CellarOptions) budget() int64 {
+	return c.CacheSize + int64(1+c.MaxImmutableMemtables)*c.MemtableSize
 }
 
 // cellarFamily is the one column family the benchmark writes; every row
@@ -75,14 +92,20 @@ const cellarFamily = "f"
 // first).
 func CellarOpener(o *CellarOptions) Opener {
 	c := o.withDefaults()
-	budget := c.CacheSize + int64(1+c.MaxImmutableMemtables)*c.MemtableSize
+	budget := c.budget()
+	limit, limitText := int64(0), "no Go memory limit"
+	if c.MemoryOverhead > 0 {
+		limit = budget + c.MemoryOverhead
+		limitText = fmt.Sprintf("Go memory limit %s (budget + %s)", FormatSize(limit), FormatSize(c.MemoryOverhead))
+	}
 	settings := fmt.Sprintf("cellar tablet on dfs/local: block cache %s, memtable %s (+ up to %d immutable), Snappy, %s blocks, "+
-		"Bloom fp %.3g on row and column prefixes, own commit log (Async per row; fillsync: one Sync ApplyBatch per batch)",
-		FormatSize(c.CacheSize), FormatSize(c.MemtableSize), c.MaxImmutableMemtables, FormatSize(int64(c.BlockSize)), c.BloomFalsePositive)
+		"Bloom fp %.3g on row and column prefixes, own commit log (Async per row; fillsync: one Sync ApplyBatch per batch), %s",
+		FormatSize(c.CacheSize), FormatSize(c.MemtableSize), c.MaxImmutableMemtables, FormatSize(int64(c.BlockSize)), c.BloomFalsePositive, limitText)
 	return Opener{
 		Name:         "cellar",
 		Settings:     settings,
 		MemoryBudget: budget,
+		MemoryLimit:  limit,
 		Open: func(ctx context.Context, dir string) (Engine, error) {
 			fs, err := local.Open(dir)
 			if err != nil {

@@ -43,6 +43,13 @@ type Opener struct {
 	// MemoryBudget is the memory the configuration allows the engine
 	// (memtables + block cache), in bytes; 0 = not stated.
 	MemoryBudget int64
+	// MemoryLimit, if positive, is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit) while this engine runs; the previous
+	// limit is restored afterwards. A garbage-collected engine whose block
+	// cache and memtables live on the Go heap otherwise lets the heap grow
+	// to twice its live size (GOGC=100) before collecting; a server sets
+	// the same limit with GOMEMLIMIT.
+	MemoryLimit int64
 	// Open opens a new, empty database in dir, a local directory that the
 	// harness has created empty and removes after Close.
 	Open func(ctx context.Context, dir string) (Engine, error)

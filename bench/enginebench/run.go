@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,9 @@ func Run(ctx context.Context, o Opener, opts *Options) (*Report, error) {
 	c := opts.withDefaults()
 	h := &harness{opener: o, opts: c, vals: newValues(c.Seed, c.ValueSize)}
 	rep := &Report{Engine: o.Name, Settings: o.Settings, Options: c, MemoryBudget: o.MemoryBudget}
+	if o.MemoryLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryLimit))
+	}
 	rep.PeakReset = ResetPeakRSS()
 	rep.BaseRSS, _ = CurrentRSS()
 	rep.GCPercent, rep.MemoryLimit = GCSettings()

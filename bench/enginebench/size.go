@@ -41,3 +41,20 @@ func FormatSize(n int64) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
+
+// ParseOverhead parses the memory-overhead flag of the engine benchmarks
+// (CellarOptions.MemoryOverhead): "" or "auto" for the default, "none" for
+// no Go memory limit, otherwise a positive size as ParseSize reads it.
+func ParseOverhead(s string) (int64, error) {
+	switch strings.TrimSpace(s) {
+	case "", "auto":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	n, err := ParseSize(s)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%w: memory overhead %q must be positive (or none, auto)", ErrInvalidOptions, s)
+	}
+	return n, err
+}

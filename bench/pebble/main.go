@@ -74,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	workloads := fs.String("workloads", strings.Join(enginebench.Workloads, ","), "comma-separated workloads")
 	memtable := fs.String("memtable", "64MiB", "memtable size of both engines")
 	cache := fs.String("cache", "256MiB", "Cellar block cache; Pebble gets this + 2 × memtable")
+	overhead := fs.String("cellar-memory-overhead", "auto", "memory Cellar may use beyond cache + memtables, applied as the Go memory limit during its run (auto: a quarter of that budget + 64MiB; none: no limit)")
 	engines := fs.String("engines", "cellar,pebble", "engines to run, in order: cellar, pebble")
 	get := fs.String("pebble-get", string(getPrefixIter), "Pebble point read: prefix-iter (SeekPrefixGE with UseL6Filters) or get (DB.Get)")
 	fs.Float64Var(&c.target, "target", 0.7, "mark Cellar/Pebble ratios below this (0 = none)")
@@ -96,7 +97,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if mt <= 0 || cs <= 0 {
 		return nil, fmt.Errorf("%w: --memtable and --cache must be positive", enginebench.ErrInvalidOptions)
 	}
-	c.cellar = enginebench.CellarOptions{MemtableSize: mt, CacheSize: cs}
+	over, err := enginebench.ParseOverhead(*overhead)
+	if err != nil {
+		return nil, fmt.Errorf("--cellar-memory-overhead: %w", err)
+	}
+	c.cellar = enginebench.CellarOptions{MemtableSize: mt, CacheSize: cs, MemoryOverhead: over}
 	c.pebble = pebbleConfig{MemtableSize: mt, CacheSize: cs, BlockSize: 64 << 10, BitsPerKey: 10, Get: getMode(*get)}
 	c.engines = strings.Split(*engines, ",")
 	for _, e := range c.engines {

@@ -15,7 +15,7 @@ import (
 func benchEngineCmd() *cobra.Command {
 	var (
 		opts                       enginebench.Options
-		memtable, cache, workloads string
+		memtable, cache, workloads, overhead string
 		immutable                  int
 	)
 	cmd := &cobra.Command{
@@ -41,8 +41,12 @@ For the same workloads on Pebble side by side: cd bench/pebble && go run . --dir
 			if mt <= 0 || cs <= 0 {
 				return fmt.Errorf("%w: --memtable and --cache must be positive", enginebench.ErrInvalidOptions)
 			}
+			over, err := enginebench.ParseOverhead(overhead)
+			if err != nil {
+				return fmt.Errorf("--memory-overhead: %w", err)
+			}
 			opts.Workloads = strings.Split(workloads, ",")
-			op := enginebench.CellarOpener(&enginebench.CellarOptions{MemtableSize: mt, CacheSize: cs, MaxImmutableMemtables: immutable})
+			op := enginebench.CellarOpener(&enginebench.CellarOptions{MemtableSize: mt, CacheSize: cs, MaxImmutableMemtables: immutable, MemoryOverhead: over})
 			rep, err := enginebench.Run(cmd.Context(), op, &opts)
 			if err != nil {
 				return err
@@ -63,5 +67,6 @@ For the same workloads on Pebble side by side: cd bench/pebble && go run . --dir
 	f.StringVar(&memtable, "memtable", "64MiB", "memtable size")
 	f.IntVar(&immutable, "max-immutable", 0, "full memtables waiting for flush before writes stall (default: the tablet's)")
 	f.StringVar(&cache, "cache", "256MiB", "block cache size")
+	f.StringVar(&overhead, "memory-overhead", "auto", "memory allowed beyond cache + memtables, applied as the Go memory limit (auto: a quarter of that budget + 64MiB; none: no limit)")
 	return cmd
 }
