@@ -14,9 +14,9 @@ import (
 // Pebble, side by side, run from the nested module bench/pebble.
 func benchEngineCmd() *cobra.Command {
 	var (
-		opts                       enginebench.Options
+		opts                                 enginebench.Options
 		memtable, cache, workloads, overhead string
-		immutable                  int
+		immutable                            int
 	)
 	cmd := &cobra.Command{
 		Use:   "engine",
