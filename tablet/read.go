@@ -121,18 +121,21 @@ func (t *Tablet) makePlan(ro *ReadOptions) (*readPlan, error) {
 // resolver decides what is visible, then the family's GC policy, the
 // column selection, the time range and MaxVersions filter it.
 type rowAssembler struct {
-	t      *Tablet
-	p      *readPlan
-	res    *resolver
-	now    int64
-	rowPfx []byte // row prefix of the row being assembled
-	row    *Row
-	col    []byte // column prefix of the last reported version
-	ncol   int    // versions kept in col
-	famPfx []byte // family prefix of the last entry
-	fam    string // that family's name (the schema's string: no allocation per cell)
-	famOK  bool   // whether that family is selected
-	gc     GCPolicy
+	t       *Tablet
+	p       *readPlan
+	res     *resolver
+	now     int64
+	rowPfx  []byte // row prefix of the row being assembled
+	row     *Row
+	col     []byte // column prefix of the last reported version
+	ncol    int    // versions kept in col
+	famPfx  []byte // family prefix of the last entry
+	famName []byte // that family's name as in the key
+	famSeen bool   // famName, fam, famOK and gc are set
+	fam     string // that family's name (the schema's string: no allocation per cell)
+	famOK   bool   // whether that family is selected
+	famAll  bool   // whether it is read whole (else by column)
+	gc      GCPolicy
 	// With reuse, rows alternate between two slots, each with an arena
 	// holding its key, qualifiers and values: the row handed out lives in
 	// one while the next is assembled in the other.
@@ -158,23 +161,27 @@ func (a *rowAssembler) add(key, value []byte) (*Row, error) {
 		done = a.finish()
 		a.rowPfx = append(a.rowPfx[:0], key[:rp]...)
 	}
-	fp := keys.FamilyPrefixLen(key)
+	fp := keys.FamilyPrefixLenAt(key, rp)
 	if fp <= rp {
 		return done, fmt.Errorf("%w: malformed key %x", ErrCorrupt, key)
 	}
 	if !bytes.Equal(key[:fp], a.famPfx) {
 		a.famPfx = append(a.famPfx[:0], key[:fp]...)
-		name := key[rp : fp-1]
-		a.fam, a.famOK = string(name), false
-		if f := a.t.fam[string(name)]; f != nil {
-			a.fam, a.gc = f.Name, f.GC
-			a.famOK = a.p.sel[f.Name]
+		// Rows usually hold the same few families: look the schema up
+		// only when the name changes, not on every row.
+		if name := key[rp : fp-1]; !a.famSeen || !bytes.Equal(name, a.famName) {
+			a.famName, a.famSeen = append(a.famName[:0], name...), true
+			a.fam, a.famOK, a.famAll = string(name), false, false
+			if f := a.t.fam[string(name)]; f != nil {
+				a.fam, a.gc = f.Name, f.GC
+				a.famOK, a.famAll = a.p.sel[f.Name], a.p.all[f.Name]
+			}
 		}
 	}
 	if !a.famOK {
 		return done, nil
 	}
-	v, visible, err := a.res.add(key, value)
+	v, visible, err := a.res.addAt(key, value, fp)
 	if err != nil || !visible || a.gc.Garbage(v.idx, v.ts, a.now) || !a.p.tr.Contains(v.ts) {
 		return done, err
 	}
@@ -182,7 +189,7 @@ func (a *rowAssembler) add(key, value []byte) (*Row, error) {
 	if err != nil {
 		return done, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if !a.p.all[a.fam] && !a.p.columns[a.fam+"\x00"+string(qual)] {
+	if !a.famAll && !a.p.columns[a.fam+"\x00"+string(qual)] {
 		return done, nil
 	}
 	col := key[:len(key)-keys.TrailerLen]

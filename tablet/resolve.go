@@ -59,6 +59,12 @@ func (r *resolver) reset() {
 // Keys must arrive in strictly increasing order. A malformed key gives an
 // error wrapping ErrCorrupt.
 func (r *resolver) add(key, value []byte) (cellVersion, bool, error) {
+	return r.addAt(key, value, -1)
+}
+
+// addAt is add for a caller that knows the key's family prefix length
+// (keys.FamilyPrefixLen), or -1 to have it found when needed.
+func (r *resolver) addAt(key, value []byte, fp int) (cellVersion, bool, error) {
 	if len(key) < keys.TrailerLen+3 {
 		return cellVersion{}, false, fmt.Errorf("%w: key of %d bytes", ErrCorrupt, len(key))
 	}
@@ -68,7 +74,9 @@ func (r *resolver) add(key, value []byte) (cellVersion, bool, error) {
 	}
 	col := key[:len(key)-keys.TrailerLen]
 	if !bytes.Equal(col, r.col) {
-		fp := keys.FamilyPrefixLen(key)
+		if fp < 0 {
+			fp = keys.FamilyPrefixLen(key)
+		}
 		if fp < 0 || fp > len(col) {
 			return cellVersion{}, false, fmt.Errorf("%w: malformed key %x", ErrCorrupt, key)
 		}

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -255,7 +256,15 @@ func RowPrefixLen(enc []byte) int { return terminated(enc, 0) }
 func terminated(enc []byte, off int) int {
 	for i := off; i+1 < len(enc); i++ {
 		if enc[i] != 0 {
-			continue
+			// Skip to the next 0x00 (vectorised): escaped components are
+			// mostly non-zero bytes.
+			z := bytes.IndexByte(enc[i:], 0)
+			if z < 0 {
+				return -1
+			}
+			if i += z; i+1 >= len(enc) {
+				return -1
+			}
 		}
 		switch enc[i+1] {
 		case 1:
@@ -276,14 +285,18 @@ func ColumnPrefixLen(enc []byte) int { return len(enc) - TrailerLen }
 // FamilyPrefixLen returns the length of the (row, family) prefix of an
 // encoded key, or -1 for a malformed key.
 func FamilyPrefixLen(enc []byte) int {
-	r := RowPrefixLen(enc)
-	if r < 0 {
+	return FamilyPrefixLenAt(enc, RowPrefixLen(enc))
+}
+
+// FamilyPrefixLenAt is FamilyPrefixLen for a key whose row prefix length
+// (RowPrefixLen) the caller has already found; -1 for a malformed key or a
+// negative rp.
+func FamilyPrefixLenAt(enc []byte, rp int) int {
+	if rp < 0 || rp > len(enc) {
 		return -1
 	}
-	for i := r; i < len(enc); i++ {
-		if enc[i] == 0 {
-			return i + 1
-		}
+	if i := bytes.IndexByte(enc[rp:], 0); i >= 0 {
+		return rp + i + 1
 	}
 	return -1
 }

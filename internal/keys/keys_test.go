@@ -210,5 +210,12 @@ func FuzzCellKey(f *testing.F) {
 		if rowErr != nil || !bytes.Equal(row, k.Row) {
 			t.Fatalf("RowAt(%x) = %q, %v; Decode's row is %q", b, row, rowErr, k.Row)
 		}
+		// The prefix scanners agree with the decoder.
+		if rp, want := RowPrefixLen(b), len(AppendRowPrefix(nil, k.Row)); rp != want {
+			t.Fatalf("RowPrefixLen(%x) = %d, want %d", b, rp, want)
+		}
+		if fp, want := FamilyPrefixLen(b), len(AppendFamilyPrefix(nil, k.Row, k.Family)); fp != want {
+			t.Fatalf("FamilyPrefixLen(%x) = %d, want %d", b, fp, want)
+		}
 	})
 }
