@@ -24,17 +24,17 @@ type degradingFS struct {
 type degradingFile struct {
 	dfs.File
 	fs       *degradingFS
-	degraded bool // fixed at the first Sync after fs.degrade
+	degraded atomic.Bool // set at the first Sync after fs.degrade; read by the writer while the syncer syncs
 }
 
 func (f *degradingFile) Sync(ctx context.Context) error {
 	if f.fs.degrade.Load() {
-		f.degraded = true
+		f.degraded.Store(true)
 	}
 	return f.File.Sync(ctx)
 }
 
-func (f *degradingFile) Degraded() bool { return f.degraded }
+func (f *degradingFile) Degraded() bool { return f.degraded.Load() }
 
 func (fs *degradingFS) Create(ctx context.Context, name string) (dfs.File, error) {
 	f, err := fs.FS.Create(ctx, name)

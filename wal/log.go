@@ -46,7 +46,7 @@ type request struct {
 	tablet uint64
 	seq    keys.SeqNum
 	sync   bool
-	done   chan error // buffered: the writer never blocks on a caller who left
+	done   chan error // buffered: the writer never blocks on a caller who left; nil: nobody waits
 }
 
 // Log is an open commit log: one live file, written by a writer goroutine
@@ -196,7 +196,11 @@ func (l *Log) Append(ctx context.Context, e Entry, sync bool) error {
 		tablet: e.Tablet,
 		seq:    e.Seq,
 		sync:   sync,
-		done:   make(chan error, 1),
+	}
+	if sync {
+		// Only a synced Append waits for its outcome; an async one is
+		// told of a failure by the next Append (the log is poisoned).
+		req.done = make(chan error, 1)
 	}
 	l.sendMu.RLock()
 	if l.closed {
@@ -211,7 +215,7 @@ func (l *Log) Append(ctx context.Context, e Entry, sync bool) error {
 		return ctx.Err()
 	}
 	if !sync {
-		return nil // req.done is buffered: the writer never blocks on it
+		return nil
 	}
 	select {
 	case err := <-req.done:
@@ -362,7 +366,9 @@ func (l *Log) poison(err error) error {
 
 func (l *Log) fail(group []*request, err error) {
 	for _, r := range group {
-		r.done <- err
+		if r.done != nil {
+			r.done <- err
+		}
 	}
 }
 
@@ -402,7 +408,7 @@ func (l *Log) commit(group []*request) {
 	for _, r := range group {
 		if r.sync {
 			waiters = append(waiters, r)
-		} else {
+		} else if r.done != nil {
 			r.done <- nil
 		}
 	}
