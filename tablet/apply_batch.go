@@ -69,8 +69,13 @@ func (t *Tablet) applyPart(ctx context.Context, rows []RowMutation, ns []int, n 
 	if err != nil {
 		return err
 	}
-	datas := make([][]byte, len(rows))
-	entries := make([]wal.Entry, len(rows))
+	// One row (every Apply) needs no slices on the heap.
+	var data1 [1][]byte
+	var entry1 [1]wal.Entry
+	datas, entries := data1[:], entry1[:]
+	if len(rows) > 1 {
+		datas, entries = make([][]byte, len(rows)), make([]wal.Entry, len(rows))
+	}
 	seq := first
 	for i, r := range rows {
 		datas[i] = encodeBatch(make([]byte, 0, 64+int(need)/len(rows)), r.Row, r.Mutations, t.lim.families, ns[i], seq, ts)

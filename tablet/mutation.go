@@ -177,13 +177,12 @@ func encodeBatch(dst, row []byte, muts []Mutation, families []string, n int, fir
 	dst = append(dst, row...)
 	dst = binary.AppendUvarint(dst, uint64(n))
 	seq := first
-	var kbuf []byte
 	put := func(k keys.Key, value []byte) {
 		k.Row, k.Seq = row, seq
 		seq++
-		kbuf = keys.Append(kbuf[:0], k)
-		dst = binary.AppendUvarint(dst, uint64(len(kbuf)))
-		dst = append(dst, kbuf...)
+		// The key is encoded in place, its length known beforehand.
+		dst = binary.AppendUvarint(dst, uint64(keys.EncodedLen(k)))
+		dst = keys.Append(dst, k)
 		dst = binary.AppendUvarint(dst, uint64(len(value)))
 		dst = append(dst, value...)
 	}
