@@ -32,10 +32,17 @@ func (b *blockBuilder) estimatedSize() int {
 	return len(b.buf) + restartEntryLen*(len(b.restarts)+1)
 }
 
+// maxRestartSpan bounds the bytes between two restart points, whatever the
+// restart interval: a seek binary-searches the restart points and then
+// decodes entries one by one, so with large values (1 KB cells) sixteen
+// entries per restart would have it touch 16 KB of cold memory per seek.
+// Where restarts fall is the writer's choice; readers need no change.
+const maxRestartSpan = 4 << 10
+
 // add appends an entry; the caller guarantees key > the previous key.
 func (b *blockBuilder) add(key, value []byte) {
 	shared := 0
-	if b.counter < b.restartInterval && b.entries > 0 {
+	if b.counter < b.restartInterval && b.entries > 0 && len(b.buf)-int(b.restarts[len(b.restarts)-1]) < maxRestartSpan {
 		n := min(len(key), len(b.lastKey))
 		for shared < n && key[shared] == b.lastKey[shared] {
 			shared++

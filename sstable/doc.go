@@ -79,7 +79,9 @@
 //
 // Entries are prefix-compressed against the previous key, with a restart
 // point every RestartInterval entries (16 by default; every entry in the
-// index) where the key is stored whole:
+// index), or sooner once 4 KiB of entries follow the last one (so a seek
+// among 1 KB values decodes a few entries, not sixteen), where the key is
+// stored whole:
 //
 //	+------------------+--------------------+---------------------+--------------+-------+
 //	| shared (uvarint) | unshared (uvarint) | value len (uvarint) | key[shared:] | value |
