@@ -71,13 +71,21 @@ type readPlan struct {
 }
 
 func (t *Tablet) plan(ro *ReadOptions) (*readPlan, error) {
-	if ro == nil || (len(ro.Families) == 0 && len(ro.Columns) == 0 && ro.TimeRange == (keys.TimeRange{}) && ro.MaxVersions == 0) {
-		// The plan of the zero ReadOptions is made once and shared
-		// (plans are read-only).
-		t.allPlanOnce.Do(func() { t.allPlan, _ = t.makePlan(&ReadOptions{}) })
+	if ro != nil && (len(ro.Families) > 0 || len(ro.Columns) > 0) {
+		return t.makePlan(ro)
+	}
+	// Reading whole rows: the selection maps of the zero ReadOptions' plan
+	// are made once and shared (plans are read-only).
+	t.allPlanOnce.Do(func() { t.allPlan, _ = t.makePlan(&ReadOptions{}) })
+	if ro == nil || (ro.TimeRange == (keys.TimeRange{}) && ro.MaxVersions == 0) {
 		return t.allPlan, nil
 	}
-	return t.makePlan(ro)
+	if ro.MaxVersions < 0 || ro.TimeRange.Start < 0 || ro.TimeRange.End < 0 {
+		return nil, fmt.Errorf("%w: negative read option", keys.ErrInvalid)
+	}
+	p := *t.allPlan
+	p.tr, p.maxVer = ro.TimeRange, ro.MaxVersions
+	return &p, nil
 }
 
 func (t *Tablet) makePlan(ro *ReadOptions) (*readPlan, error) {
