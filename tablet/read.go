@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 
 	"cellar/internal/keys"
 )
@@ -151,10 +152,31 @@ type rowAssembler struct {
 	slots  [2]Row
 	arenas [2][]byte
 	cur    int
+	// scratch holds ReadRow's row and family prefixes between reads.
+	scratch [2][]byte
 }
 
+// assemblers keeps row assemblers, with their resolvers and scratch
+// buffers, between reads: a point read would otherwise allocate each anew.
+var assemblers = sync.Pool{New: func() any { return &rowAssembler{res: &resolver{}} }}
+
 func (t *Tablet) newAssembler(p *readPlan, snap keys.SeqNum) *rowAssembler {
-	return &rowAssembler{t: t, p: p, res: newResolver(snap), now: t.opts.Clock.Now().UnixMicro()}
+	a := assemblers.Get().(*rowAssembler)
+	res := a.res
+	*res = resolver{snap: snap, fam: res.fam[:0], col: res.col[:0], colDels: res.colDels[:0]}
+	*a = rowAssembler{t: t, p: p, res: res, now: t.opts.Clock.Now().UnixMicro(),
+		rowPfx: a.rowPfx[:0], col: a.col[:0], famPfx: a.famPfx[:0], famName: a.famName[:0],
+		scratch: [2][]byte{a.scratch[0][:0], a.scratch[1][:0]}}
+	return a
+}
+
+// release hands a back for reuse. Rows it returned stay valid: without
+// Reuse they own their memory; with Reuse they were valid only until the
+// scan's callback returned, and their arenas are dropped, not pooled.
+func (a *rowAssembler) release() {
+	a.t, a.p, a.row = nil, nil, nil
+	a.slots, a.arenas = [2]Row{}, [2][]byte{}
+	assemblers.Put(a)
 }
 
 // add consumes one entry. When the entry begins a new row, the finished
@@ -179,10 +201,11 @@ func (a *rowAssembler) add(key, value []byte) (*Row, error) {
 		// only when the name changes, not on every row.
 		if name := key[rp : fp-1]; !a.famSeen || !bytes.Equal(name, a.famName) {
 			a.famName, a.famSeen = append(a.famName[:0], name...), true
-			a.fam, a.famOK, a.famAll = string(name), false, false
 			if f := a.t.fam[string(name)]; f != nil {
 				a.fam, a.gc = f.Name, f.GC
 				a.famOK, a.famAll = a.p.sel[f.Name], a.p.all[f.Name]
+			} else {
+				a.fam, a.famOK, a.famAll = string(name), false, false
 			}
 		}
 	}
@@ -276,7 +299,9 @@ func (t *Tablet) ReadRow(ctx context.Context, row []byte, ro *ReadOptions) (*Row
 	}
 	defer rs.unref()
 	a := t.newAssembler(p, snap)
-	rowPfx := keys.AppendRowPrefix(nil, row)
+	defer a.release()
+	rowPfx := keys.AppendRowPrefix(a.scratch[0], row)
+	a.scratch[0] = rowPfx
 	// With one column asked for, a table is consulted only if its filter
 	// may hold that column or the family's delete marker, which sits at
 	// the column with the empty qualifier (a row delete is one per family).
@@ -299,7 +324,8 @@ func (t *Tablet) ReadRow(ctx context.Context, row []byte, ro *ReadOptions) (*Row
 				children = append(children, tb.newIter())
 			}
 		}
-		famPfx := keys.AppendFamilyPrefix(nil, row, fam)
+		famPfx := keys.AppendFamilyPrefix(a.scratch[1][:0], row, fam)
+		a.scratch[1] = famPfx
 		mi := newMergingIter(children)
 		for ok := mi.SeekGE(famPfx); ok && bytes.HasPrefix(mi.Key(), famPfx); ok = mi.Next() {
 			if _, err = a.add(mi.Key(), mi.Value()); err != nil {
@@ -370,6 +396,7 @@ func (t *Tablet) Scan(ctx context.Context, so *ScanOptions, fn func(*Row) bool) 
 	defer mi.Close()
 	lo, hi := rowBounds(start, end)
 	a := t.newAssembler(p, snap)
+	defer a.release()
 	a.reuse = so.Reuse
 	rows := 0
 	emit := func(r *Row) bool {
