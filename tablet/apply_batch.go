@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"cellar/internal/bufpool"
 	"cellar/internal/keys"
 	"cellar/wal"
 )
@@ -61,6 +62,10 @@ func (t *Tablet) ApplyBatch(ctx context.Context, rows []RowMutation, wo *WriteOp
 	return nil
 }
 
+// batchPool keeps the buffers rows are encoded into on their way to the
+// log and the memtable.
+var batchPool = bufpool.New(1 << 20)
+
 // applyPart applies rows (already validated; ns[i] entries each, need
 // arena bytes in all) that fit in one memtable together: one admission, one
 // commit-log hand-over, one commit-queue place. Apply is its one-row case.
@@ -76,9 +81,17 @@ func (t *Tablet) applyPart(ctx context.Context, rows []RowMutation, ns []int, n 
 	if len(rows) > 1 {
 		datas, entries = make([][]byte, len(rows)), make([]wal.Entry, len(rows))
 	}
+	// The rows are encoded one after another into one pooled buffer: the
+	// log copies what it keeps and the memtable copies keys and values, so
+	// the buffer is free again when this returns. (A slice taken before the
+	// buffer grew keeps the old array, which stays valid.)
+	buf := batchPool.Get(64*len(rows) + int(need))
+	defer batchPool.Put(buf)
 	seq := first
 	for i, r := range rows {
-		datas[i] = encodeBatch(make([]byte, 0, 64+int(need)/len(rows)), r.Row, r.Mutations, t.lim.families, ns[i], seq, ts)
+		start := len(buf.B)
+		buf.B = encodeBatch(buf.B, r.Row, r.Mutations, t.lim.families, ns[i], seq, ts)
+		datas[i] = buf.B[start:len(buf.B):len(buf.B)]
 		entries[i] = wal.Entry{Tablet: uint64(t.opts.ID), Seq: seq, Data: datas[i]}
 		seq += keys.SeqNum(ns[i])
 	}

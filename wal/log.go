@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cellar/dfs"
+	"cellar/internal/bufpool"
 	"cellar/internal/clock"
 	"cellar/internal/keys"
 )
@@ -41,8 +42,13 @@ import (
 // seal the file, then stops both goroutines.
 
 // request is one Append waiting for the writer.
+// recPool keeps the buffers of encoded entries: the writer frames an entry
+// into the file's buffer and has no further use for it.
+var recPool = bufpool.New(64 << 10)
+
 type request struct {
-	rec    []byte // the encoded entry
+	rec    []byte       // the encoded entry
+	buf    *bufpool.Buf // rec's buffer, back to recPool once framed
 	tablet uint64
 	seq    keys.SeqNum
 	sync   bool
@@ -191,8 +197,11 @@ func (l *Log) Append(ctx context.Context, e Entry, sync bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	buf := recPool.Get(EncodedEntryLen(e))
+	buf.B = EncodeEntry(buf.B, e)
 	req := &request{
-		rec:    EncodeEntry(make([]byte, 0, EncodedEntryLen(e)), e),
+		rec:    buf.B,
+		buf:    buf,
 		tablet: e.Tablet,
 		seq:    e.Seq,
 		sync:   sync,
@@ -242,7 +251,9 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry, sync bool) error {
 	reqs := make([]request, len(es))
 	done := make(chan error, len(es))
 	for i, e := range es {
-		reqs[i] = request{rec: EncodeEntry(make([]byte, 0, EncodedEntryLen(e)), e), tablet: e.Tablet, seq: e.Seq, sync: sync, done: done}
+		buf := recPool.Get(EncodedEntryLen(e))
+		buf.B = EncodeEntry(buf.B, e)
+		reqs[i] = request{rec: buf.B, buf: buf, tablet: e.Tablet, seq: e.Seq, sync: sync, done: done}
 	}
 	l.sendMu.RLock()
 	if l.closed {
@@ -384,6 +395,8 @@ func (l *Log) commit(group []*request) {
 	hasSync := false
 	for _, r := range group {
 		l.pend = l.fr.appendRecord(l.pend, r.rec)
+		recPool.Put(r.buf)
+		r.rec, r.buf = nil, nil
 		hasSync = hasSync || r.sync
 	}
 	l.stats.entries.Add(int64(len(group)))
