@@ -204,3 +204,48 @@ func testCacheBounded(t *testing.T, seed uint64, kvs []kv, capacity int64) {
 		t.Errorf("after closing every reader the cache holds %d bytes", s.Size)
 	}
 }
+
+// TestIterNoCacheFill: an iterator with NoCacheFill reads every entry
+// right, uses blocks already cached, and adds none; values it returned
+// stay correct while it moves between blocks read into its own buffer.
+func TestIterNoCacheFill(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 11))
+	kvs := randomKVs(rng, 2000, 200)
+	for _, comp := range []Compression{CompressionNone, CompressionSnappy} {
+		cache := NewCache(64 << 20)
+		data, _ := buildTable(t, kvs, &WriterOptions{BlockSize: 1024, Compression: comp})
+		r := openBytes(t, data, cache)
+		scan := func(o IterOptions) []kv {
+			it := r.NewIterWith(o)
+			defer it.Close()
+			var got []kv
+			for ok := it.First(); ok; ok = it.Next() {
+				got = append(got, kv{append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...)})
+			}
+			if err := it.Error(); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		if got := scan(IterOptions{NoCacheFill: true}); !equalKVs(got, kvs) {
+			t.Fatalf("compression %v: NoCacheFill scan differs from what was written", comp)
+		}
+		if st := cache.Stats(); st.Size != 0 || st.Misses == 0 {
+			t.Fatalf("compression %v: after a NoCacheFill scan the cache holds %d bytes (misses %d), want none", comp, st.Size, st.Misses)
+		}
+		if got := scan(IterOptions{}); !equalKVs(got, kvs) {
+			t.Fatalf("compression %v: filling scan differs", comp)
+		}
+		filled := cache.Stats()
+		if filled.Size == 0 {
+			t.Fatalf("compression %v: a default scan cached nothing", comp)
+		}
+		if got := scan(IterOptions{NoCacheFill: true}); !equalKVs(got, kvs) {
+			t.Fatalf("compression %v: NoCacheFill scan over cached blocks differs", comp)
+		}
+		if st := cache.Stats(); st.Hits <= filled.Hits || st.Size != filled.Size {
+			t.Fatalf("compression %v: NoCacheFill scan of cached blocks: hits %d -> %d, size %d -> %d", comp, filled.Hits, st.Hits, filled.Size, st.Size)
+		}
+	}
+}

@@ -17,11 +17,28 @@ type Iterator struct {
 	bufs   blockBuffers
 	err    error
 	closed bool
+	noFill bool // blocks missing from the cache are read into bufs, not added
+}
+
+// IterOptions tune an iterator.
+type IterOptions struct {
+	// NoCacheFill: a block missing from the cache is read into the
+	// iterator's own buffer and not added to the cache (blocks already
+	// cached are still used). For reads that touch each block once, such
+	// as compactions and full scans, which would otherwise evict the
+	// blocks point reads need and allocate a block per read. Keys and
+	// values stay valid until the next positioning call, as always.
+	NoCacheFill bool
 }
 
 // NewIter returns an unpositioned iterator; call First or SeekGE.
 func (r *Reader) NewIter() *Iterator {
 	return &Iterator{r: r, blk: len(r.index)}
+}
+
+// NewIterWith is NewIter with options.
+func (r *Reader) NewIterWith(o IterOptions) *Iterator {
+	return &Iterator{r: r, blk: len(r.index), noFill: o.NoCacheFill}
 }
 
 // loadBlock loads data block i and reports whether it did; past the last
@@ -42,7 +59,7 @@ func (it *Iterator) loadBlock(i int) bool {
 		return true
 	}
 	it.blk, it.block = i, nil
-	b, err := it.r.readBlock(h, &it.bufs)
+	b, err := it.r.readBlock(h, &it.bufs, !it.noFill)
 	if err == nil {
 		if err = it.data.init(b); err != nil {
 			err = it.r.corrupt(h.Offset, err)

@@ -203,14 +203,18 @@ func grow(b []byte, n int) []byte {
 }
 
 // readBlock returns the decoded contents of the data block at h, from the
-// cache when possible. With a cache the slice is shared (never modify it);
-// without one it lives in bufs and is valid until bufs is used again.
-func (r *Reader) readBlock(h handle, bufs *blockBuffers) ([]byte, error) {
+// cache when possible. A block from the cache, or added to it (fill), is
+// shared (never modify it); otherwise it lives in bufs and is valid until
+// bufs is used again.
+func (r *Reader) readBlock(h handle, bufs *blockBuffers, fill bool) ([]byte, error) {
 	if r.cache == nil {
 		return r.readBlockUncached(h, bufs)
 	}
 	if b, ok := r.cache.get(r.cacheID, h.Offset); ok {
 		return b, nil
+	}
+	if !fill {
+		return r.readBlockUncached(h, bufs)
 	}
 	// The stored bytes are scratch; the decoded block is the cache's.
 	scratch := blockBuffers{raw: bufs.raw}

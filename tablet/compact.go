@@ -228,7 +228,9 @@ func (t *Tablet) compact(ctx context.Context, fam string, inputs []*table, major
 func (t *Tablet) mergeTables(ctx context.Context, fam string, inputs []*table, major bool) (*table, error) {
 	children := make([]internalIterator, len(inputs))
 	for i, tb := range inputs {
-		children[i] = tb.newIter()
+		// A compaction reads each input block once, and the inputs are
+		// about to be replaced: it must not evict what reads need.
+		children[i] = tb.newIter(true)
 	}
 	mi := newMergingIter(children)
 	defer mi.Close()

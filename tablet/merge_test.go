@@ -227,7 +227,7 @@ func TestBoundedIter(t *testing.T) {
 			hi = []byte(tc.hi)
 		}
 		bt.lo, bt.hi = rowBounds(lo, hi)
-		it := bt.newIter()
+		it := bt.newIter(false)
 		got := ""
 		for ok := it.First(); ok; ok = it.Next() {
 			got += string(it.Value())

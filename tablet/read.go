@@ -54,6 +54,12 @@ type ScanOptions struct {
 	Read       ReadOptions
 	// Limit stops the scan after this many rows (0 = no limit).
 	Limit int
+	// NoCacheFill: blocks the scan finds outside the block cache are read
+	// into the scan's own buffers and not added to the cache, as HBase's
+	// Scan.setCacheBlocks(false): for scans of much more data than the
+	// cache holds (exports, MapReduce input, full counts), which would
+	// otherwise evict what point reads need.
+	NoCacheFill bool
 	// Reuse lets Scan hand fn the same Row, and the same memory for its
 	// key, qualifiers and values, row after row: what fn is given is valid
 	// only until fn returns, and fn copies what it keeps. It saves every
@@ -321,7 +327,7 @@ func (t *Tablet) ReadRow(ctx context.Context, row []byte, ro *ReadOptions) (*Row
 		children := t.memIters(rs)
 		for _, tb := range rs.tables[fam] {
 			if tb.r.MayContain(rowPfx) && (colPfx == nil || tb.r.MayContain(colPfx) || tb.r.MayContain(markerPfx)) {
-				children = append(children, tb.newIter())
+				children = append(children, tb.newIter(false))
 			}
 		}
 		famPfx := keys.AppendFamilyPrefix(a.scratch[1][:0], row, fam)
@@ -389,7 +395,7 @@ func (t *Tablet) Scan(ctx context.Context, so *ScanOptions, fn func(*Row) bool) 
 	children := t.memIters(rs)
 	for _, fam := range p.families {
 		for _, tb := range rs.tables[fam] {
-			children = append(children, tb.newIter())
+			children = append(children, tb.newIter(so.NoCacheFill))
 		}
 	}
 	mi := newMergingIter(children)

@@ -143,7 +143,7 @@ func (t *Tablet) firstRow(rs *readState) ([]byte, error) {
 	children := t.memIters(rs)
 	for _, ts := range rs.tables {
 		for _, tb := range ts {
-			children = append(children, tb.newIter())
+			children = append(children, tb.newIter(false))
 		}
 	}
 	mi := newMergingIter(children)

@@ -68,8 +68,10 @@ type table struct {
 }
 
 // newIter returns an iterator over the table's entries within its bounds.
-func (t *table) newIter() internalIterator {
-	it := t.r.NewIter()
+// noFill: blocks missing from the block cache are not added to it (reads
+// that touch each block once: compactions, scans asked not to).
+func (t *table) newIter(noFill bool) internalIterator {
+	it := t.r.NewIterWith(sstable.IterOptions{NoCacheFill: noFill})
 	if t.lo == nil && t.hi == nil {
 		return it
 	}

@@ -17,6 +17,7 @@ import (
 	"cellar/dfs/memfs"
 	"cellar/internal/clock"
 	"cellar/internal/keys"
+	"cellar/sstable"
 )
 
 var (
@@ -138,6 +139,11 @@ func runModelIn(t *testing.T, seed uint64, fs dfs.FS, base string, ops int) {
 		CompactionTrigger:     2 + r.rng.IntN(3),
 		Clock:                 r.clk,
 		Logger:                discardLogger(),
+	}
+	if seed%2 == 0 {
+		// A block cache much smaller than the data: reads both hit and
+		// miss it, and scans with NoCacheFill read past it.
+		r.opts.Cache = sstable.NewCache(32 << 10)
 	}
 	r.m = newModel(r.opts.Families)
 	var err error
@@ -294,7 +300,7 @@ func (r *modelRun) step(ctx context.Context) {
 			r.fatalf("ReadRow(%q, %+v) =\n%s\nwant\n%s", row, ro, fmtRow(got), fmtRow(want))
 		}
 	case n < 80:
-		so := &ScanOptions{Read: r.readOptions(), Limit: r.rng.IntN(4)}
+		so := &ScanOptions{Read: r.readOptions(), Limit: r.rng.IntN(4), NoCacheFill: r.rng.IntN(2) == 0}
 		if r.rng.IntN(2) == 0 {
 			so.Start = r.rowKey()
 		}
