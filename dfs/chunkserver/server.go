@@ -738,7 +738,8 @@ func (s *Server) Scrub(ctx context.Context) int {
 	return found
 }
 
-// ChunkFile returns the path of chunk h's data file (tests damage it).
+// ChunkFile returns the path of chunk h's file (tests damage it; chunk
+// byte off is at file offset DataFileOffset(off)).
 func (s *Server) ChunkFile(h dfs.ChunkHandle) string { return s.store.dataPath(uint64(h)) }
 
 // Chunks lists the handles of the replicas held, sorted.

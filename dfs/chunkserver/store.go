@@ -248,6 +248,18 @@ func (c *chunk) closeFiles() {
 	c.closeFilesLocked()
 }
 
+// liveLocked fails with wire.ErrNoChunk once the replica was removed
+// (between the caller's lookup and its taking ioMu), so that nothing
+// recreates its file. Callers hold ioMu, which remove takes too.
+func (c *chunk) liveLocked() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.removed {
+		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x: %w", c.handle, wire.ErrNoChunk)
+	}
+	return nil
+}
+
 func (c *chunk) closeFilesLocked() {
 	if c.f != nil {
 		c.f.Close()
@@ -386,6 +398,9 @@ func (c *chunk) syncLocked(s *store) error {
 		if err := s.faults.Sync(dfs.ChunkHandle(c.handle)); err != nil {
 			return s.fail(err)
 		}
+	}
+	if err := c.liveLocked(); err != nil {
+		return err
 	}
 	if err := c.openFileLocked(s); err != nil {
 		return s.fail(err)
@@ -530,6 +545,9 @@ func (s *store) recoverChunk(h, oldVersion, newVersion uint64) (int64, error) {
 	}
 	c.ioMu.Lock()
 	defer c.ioMu.Unlock()
+	if err := c.liveLocked(); err != nil {
+		return 0, err
+	}
 	st := c.state()
 	if st.version < oldVersion {
 		return 0, fmt.Errorf("cellar/dfs/chunkserver: chunk %x at version %d, recovery of %d: %w", h, st.version, oldVersion, wire.ErrStaleVersion)
@@ -555,6 +573,9 @@ func (s *store) finalize(h, version uint64, length int64) error {
 	}
 	c.ioMu.Lock()
 	defer c.ioMu.Unlock()
+	if err := c.liveLocked(); err != nil {
+		return err
+	}
 	st := c.state()
 	if st.version > version {
 		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x at version %d, finalize at %d: %w", h, st.version, version, wire.ErrStaleVersion)

@@ -404,3 +404,32 @@ func TestStoreInstallReloads(t *testing.T) {
 		checkHolds(t, s3, 6, append(bytes.Clone(data), "more"...))
 	}
 }
+
+// TestStoreRemovedStaysRemoved: recovery or finalize racing a removal
+// (they looked the chunk up first) fail with ErrNoChunk and leave no file
+// behind that would resurrect the replica at the next start.
+func TestStoreRemovedStaysRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openStore(dir, 0, Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.openForWrite(2, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendSync(t, s, c, 1, []byte("doomed"), true)
+	s.remove(2)
+	c.ioMu.Lock()
+	err = c.syncLocked(s)
+	c.ioMu.Unlock()
+	if !errors.Is(err, wire.ErrNoChunk) {
+		t.Fatalf("sync of a removed chunk = %v, want ErrNoChunk", err)
+	}
+	if _, err := os.Stat(s.dataPath(2)); !os.IsNotExist(err) {
+		t.Fatalf("removed chunk's file exists again: %v", err)
+	}
+	if s.health() != "" {
+		t.Fatalf("store unhealthy after a sync of a removed chunk: %s", s.health())
+	}
+}
