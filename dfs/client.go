@@ -114,6 +114,11 @@ type Client struct {
 
 	conns wire.Conns // chunkservers
 
+	// packetBufs recycles the data buffers of acked packets (*[]byte) for
+	// the next packets, so a writer does not allocate (and the GC does
+	// not sweep) a fresh buffer per packet.
+	packetBufs sync.Pool
+
 	mu      sync.Mutex
 	writers map[*writer]struct{} // open for writing; guarded by mu
 	// excluded holds chunkservers this client dropped from a pipeline,

@@ -163,7 +163,7 @@ func TestCorruptReplicaReplaced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b[12345] ^= 0x01
+		b[chunkserver.DataFileOffset(12345)] ^= 0x01
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -462,7 +462,7 @@ func TestAllReplicasCorrupt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b[99] ^= 0xff
+		b[chunkserver.DataFileOffset(99)] ^= 0xff
 		os.WriteFile(p, b, 0o644)
 	}
 	r, err := cl.Open(ctx, "doomed")

@@ -66,6 +66,7 @@ func (a *acks) poke() { a.advance(0) }
 // the receiver goroutine shares with the writer.
 type pipeline struct {
 	acks   *acks
+	bufs   *sync.Pool // the client's packetBufs
 	chunk  *dfspb.LocatedChunk
 	stream dfspb.Chunkserver_WriteChunkClient
 	cancel context.CancelFunc
@@ -160,6 +161,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		room := w.chunkSize - w.chunkOff - int64(len(w.buf))
 		take := min(int64(len(p)), room)
+		if w.buf == nil {
+			w.buf = w.c.packetBuf(int(take))
+		}
 		w.buf = append(w.buf, p[:take]...)
 		p = p[take:]
 		n += int(take)
@@ -486,7 +490,7 @@ func (w *writer) abort(err error) {
 // so the caller's normal repair path drops it.
 func (c *Client) openPipeline(a *acks, lc *dfspb.LocatedChunk, start int64) *pipeline {
 	ctx, cancel := context.WithCancel(context.Background())
-	pl := &pipeline{acks: a, chunk: lc, cancel: cancel, done: make(chan struct{}), acked: start, notify: make(chan struct{})}
+	pl := &pipeline{acks: a, bufs: &c.packetBufs, chunk: lc, cancel: cancel, done: make(chan struct{}), acked: start, notify: make(chan struct{})}
 	cl, err := c.chunkserver(lc.Locations[0].Address)
 	if err == nil {
 		pl.stream, err = cl.WriteChunk(ctx)
@@ -562,11 +566,28 @@ func (pl *pipeline) receive() {
 			pl.changedLocked()
 			pl.mu.Unlock()
 			pl.acks.advance(pk.num)
+			pl.recycle(pk.data) // every replica has it; nothing resends it
 			continue
 		}
 		pl.changedLocked()
 		pl.mu.Unlock()
 		return
+	}
+}
+
+// packetBuf returns an empty buffer for packet data, recycled if one is
+// free; n is the size the caller will append first (bytes).
+func (c *Client) packetBuf(n int) []byte {
+	if b, ok := c.packetBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, max(n, 4<<10))
+}
+
+// recycle hands an acked packet's data buffer back to the client.
+func (pl *pipeline) recycle(data []byte) {
+	if cap(data) >= 4<<10 && pl.bufs != nil {
+		pl.bufs.Put(&data)
 	}
 }
 

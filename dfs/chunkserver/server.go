@@ -365,14 +365,18 @@ func (s *Server) WriteChunk(stream dfspb.Chunkserver_WriteChunkServer) error {
 	}()
 	var localErr error
 	downOK := down != nil && downErr == nil
+	// A packet's data aliases a pooled receive buffer (no copy per hop);
+	// it is released once forwarded and written.
+	var in wire.Received
+	defer in.Release()
 	for {
-		msg, err := stream.Recv()
-		if err != nil {
+		if err := stream.RecvMsg(&in); err != nil {
 			if err != io.EOF {
 				cancel()
 			}
 			break
 		}
+		msg := in.Msg
 		pkt := msg.GetPacket()
 		if pkt == nil && localErr == nil {
 			localErr = fmt.Errorf("cellar/dfs/chunkserver: second header on a write stream: %w", wire.ErrBadRequest)
@@ -395,8 +399,10 @@ func (s *Server) WriteChunk(stream dfspb.Chunkserver_WriteChunkServer) error {
 				s.kickHeartbeat()
 			}
 		}
+		seq := pkt.GetSeq()
+		in.Release()
 		select {
-		case pending <- writeResult{seq: pkt.GetSeq(), err: localErr, synced: synced}:
+		case pending <- writeResult{seq: seq, err: localErr, synced: synced}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -732,7 +738,8 @@ func (s *Server) Scrub(ctx context.Context) int {
 	return found
 }
 
-// ChunkFile returns the path of chunk h's data file (tests damage it).
+// ChunkFile returns the path of chunk h's file (tests damage it; chunk
+// byte off is at file offset DataFileOffset(off)).
 func (s *Server) ChunkFile(h dfs.ChunkHandle) string { return s.store.dataPath(uint64(h)) }
 
 // Chunks lists the handles of the replicas held, sorted.

@@ -1,6 +1,7 @@
 package chunkserver
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -29,8 +30,8 @@ type Faults struct {
 	Sync func(handle dfs.ChunkHandle) error
 }
 
-// store is the chunkserver's local storage: one data file and one checksum
-// sidecar per chunk under dir. Safe for concurrent use.
+// store is the chunkserver's local storage: one chunk file per replica
+// under dir (layout in format.go). Safe for concurrent use.
 type store struct {
 	dir      string
 	capacity int64 // bytes; 0 = unlimited
@@ -46,9 +47,9 @@ type store struct {
 	chunks map[uint64]*chunk // guarded by mu
 }
 
-// chunk is one replica. ioMu serialises mutations of the files (appends,
-// syncs, truncations); mu guards the fields and is held for reading across
-// a read's file I/O so that a truncation cannot change bytes under a
+// chunk is one replica. ioMu serialises mutations of the file (appends,
+// commits, truncations); mu guards the fields and is held for reading
+// across a read's file I/O so that a truncation cannot change bytes under a
 // checksum check (appends never rewrite bytes a reader can see).
 type chunk struct {
 	handle uint64
@@ -56,24 +57,26 @@ type chunk struct {
 	mu     sync.RWMutex
 	// guarded by mu:
 	version uint64
-	length  int64    // bytes written
-	synced  int64    // bytes fsynced with their checksums
-	crcs    []uint32 // one per block of length
+	length  int64  // bytes written
+	synced  int64  // bytes committed (fdatasynced with their checksums)
+	tailCRC uint32 // CRC32C of the partial last block, bytes [fullBlocks(length)×BlockSize, length)
 	removed bool
 	// guarded by ioMu:
-	data      *os.File // open while being written; nil otherwise
-	meta      *os.File
-	dirSynced bool  // the files' directory entries are durable
-	metaLen   int64 // sidecar size on disk, -1 if unknown
+	f         *os.File // open while being written; nil otherwise
+	seq       uint64   // seq of the newest durable commit slot; 0 = none yet
+	dirSynced bool     // the file's directory entry is durable
+	iov       [][]byte // scratch for appendLocked
+	trailers  []byte   // scratch for appendLocked
 }
 
 func (s *store) dataPath(h uint64) string { return filepath.Join(s.dir, fmt.Sprintf("%016x.chunk", h)) }
-func (s *store) metaPath(h uint64) string { return filepath.Join(s.dir, fmt.Sprintf("%016x.meta", h)) }
 
-// openStore loads every chunk under dir. A sidecar that does not decode, or
-// a data file shorter than its sidecar's length, is a corrupt replica: its
-// files are removed and its handle returned in corrupt. Data beyond the
-// synced length (written before a crash, never synced) is truncated away.
+// openStore loads every chunk under dir. A chunk file with no usable
+// commit slot, or whose committed bytes do not verify, is a corrupt
+// replica: its file is removed and its handle returned in corrupt. Bytes
+// beyond the committed length (written before a crash, never synced) are
+// truncated away. A directory holding format 1 sidecars fails with
+// ErrOldLayout.
 func openStore(dir string, capacity int64, faults Faults) (s *store, corrupt []uint64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("cellar/dfs/chunkserver: %w", err)
@@ -84,22 +87,27 @@ func openStore(dir string, capacity int64, faults Faults) (s *store, corrupt []u
 		return nil, nil, fmt.Errorf("cellar/dfs/chunkserver: %w", err)
 	}
 	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".meta") || strings.HasSuffix(e.Name(), ".meta.tmp") {
+			return nil, nil, fmt.Errorf("%w: %s holds %s; move the old replicas away (they are re-replicated from other servers)", ErrOldLayout, dir, e.Name())
+		}
+	}
+	buf := make([]byte, BlockSize+trailerSize)
+	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".tmp") {
 			os.Remove(filepath.Join(dir, name)) // an interrupted replica copy
 			continue
 		}
-		if !strings.HasSuffix(name, ".meta") {
+		if !strings.HasSuffix(name, ".chunk") {
 			continue
 		}
-		h, perr := strconv.ParseUint(strings.TrimSuffix(name, ".meta"), 16, 64)
+		h, perr := strconv.ParseUint(strings.TrimSuffix(name, ".chunk"), 16, 64)
 		if perr != nil {
 			continue
 		}
-		c, lerr := s.load(h)
+		c, lerr := s.load(h, buf)
 		if lerr != nil {
 			os.Remove(s.dataPath(h))
-			os.Remove(s.metaPath(h))
 			corrupt = append(corrupt, h)
 			continue
 		}
@@ -109,31 +117,29 @@ func openStore(dir string, capacity int64, faults Faults) (s *store, corrupt []u
 	return s, corrupt, nil
 }
 
-func (s *store) load(h uint64) (*chunk, error) {
-	b, err := os.ReadFile(s.metaPath(h))
+func (s *store) load(h uint64, buf []byte) (*chunk, error) {
+	f, err := os.OpenFile(s.dataPath(h), os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodeMeta(b)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	if m.Handle != h {
-		return nil, fmt.Errorf("%w: sidecar of %x names chunk %x", ErrCorruptMeta, h, m.Handle)
-	}
-	fi, err := os.Stat(s.dataPath(h))
+	sl, err := recoverFile(f, fi.Size(), h, buf)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case uint64(fi.Size()) < m.Length:
-		return nil, fmt.Errorf("%w: data file of %x has %d bytes, sidecar covers %d", dfs.ErrCorrupt, h, fi.Size(), m.Length)
-	case uint64(fi.Size()) > m.Length:
-		if err := os.Truncate(s.dataPath(h), int64(m.Length)); err != nil {
+	length := int64(sl.Length)
+	if fi.Size() > fileSize(length) {
+		// Written, never committed. Cut it so later appends start clean;
+		// the cut need not be durable (recovery ignores such bytes).
+		if err := f.Truncate(fileSize(length)); err != nil {
 			return nil, err
 		}
 	}
-	return &chunk{handle: h, dirSynced: true, version: m.Version, length: int64(m.Length), synced: int64(m.Length), crcs: m.CRCs}, nil
+	return &chunk{handle: h, dirSynced: true, seq: sl.Seq, version: sl.Version, length: length, synced: length, tailCRC: sl.TailCRC}, nil
 }
 
 func (s *store) get(h uint64) (*chunk, bool) {
@@ -175,7 +181,9 @@ func (s *store) checkWritable(n int64) error {
 
 // openForWrite readies chunk h for a writer at version, positioned at
 // start: a new chunk is created (start must be 0); an existing one must not
-// be newer than version, takes version, and drops bytes beyond start.
+// be newer than version, takes version, and drops bytes beyond start. A
+// new chunk, a version change or a cut below the synced length is
+// committed (durable) before it returns.
 func (s *store) openForWrite(h, version uint64, start int64) (*chunk, error) {
 	if err := s.checkWritable(0); err != nil {
 		return nil, err
@@ -204,91 +212,122 @@ func (s *store) openForWrite(h, version uint64, start int64) (*chunk, error) {
 	case length < start:
 		return nil, fmt.Errorf("cellar/dfs/chunkserver: chunk %x holds %d bytes, writer starts at %d: %w", h, length, start, wire.ErrBadRequest)
 	}
-	if err := c.openFilesLocked(s); err != nil {
+	if err := c.openFileLocked(s); err != nil {
 		return nil, s.fail(err)
 	}
-	if length > start {
-		if err := c.truncateLocked(s, start); err != nil {
-			return nil, err
-		}
-	}
-	if cur != version || !ok {
-		c.mu.Lock()
-		c.version = version
-		c.mu.Unlock()
-		if err := c.syncLocked(s); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
+	return c, c.resetLocked(s, version, start, cur != version || c.seq == 0)
 }
 
-func (c *chunk) openFilesLocked(s *store) error {
-	if c.data != nil {
+// resetLocked sets the chunk's version, cuts it to n bytes (n ≤ length)
+// and commits if the version changed (bump), the cut reaches below the
+// synced length, or the chunk was never committed. Callers hold ioMu and
+// have the file open.
+func (c *chunk) resetLocked(s *store, version uint64, n int64, bump bool) error {
+	c.mu.Lock()
+	c.version = version
+	c.mu.Unlock()
+	return c.truncateLocked(s, n, bump || c.seq == 0)
+}
+
+func (c *chunk) openFileLocked(s *store) error {
+	if c.f != nil {
 		return nil
 	}
-	d, err := os.OpenFile(s.dataPath(c.handle), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(s.dataPath(c.handle), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	m, err := os.OpenFile(s.metaPath(c.handle), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		d.Close()
-		return err
-	}
-	c.data, c.meta = d, m
-	c.metaLen = -1
-	if fi, err := m.Stat(); err == nil {
-		c.metaLen = fi.Size()
+	c.f = f
+	return nil
+}
+
+// closeFiles releases the write handle (the writer went away).
+func (c *chunk) closeFiles() {
+	c.ioMu.Lock()
+	defer c.ioMu.Unlock()
+	c.closeFilesLocked()
+}
+
+// liveLocked fails with wire.ErrNoChunk once the replica was removed
+// (between the caller's lookup and its taking ioMu), so that nothing
+// recreates its file. Callers hold ioMu, which remove takes too.
+func (c *chunk) liveLocked() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.removed {
+		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x: %w", c.handle, wire.ErrNoChunk)
 	}
 	return nil
 }
 
-// closeFiles releases the write handles (the writer went away).
-func (c *chunk) closeFiles() {
-	c.ioMu.Lock()
-	defer c.ioMu.Unlock()
-	if c.data != nil {
-		c.data.Close()
-		c.meta.Close()
-		c.data, c.meta = nil, nil
+func (c *chunk) closeFilesLocked() {
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
 	}
 }
 
-// truncateLocked cuts the chunk to n bytes and recomputes the last block's
-// checksum from disk. Callers hold ioMu.
-func (c *chunk) truncateLocked(s *store, n int64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n >= c.length {
+// truncateLocked cuts the chunk to n bytes (nothing to cut if n ≥ length)
+// and commits when commit is set or the cut reaches below the synced
+// length; the commit comes before the file is cut, so a crash leaves either
+// the old committed state intact or the new one durable. The last block's
+// bytes are verified before its new tail CRC is computed from them.
+// Callers hold ioMu and have the file open.
+func (c *chunk) truncateLocked(s *store, n int64, commit bool) error {
+	c.mu.RLock()
+	length, synced, tail := c.length, c.synced, c.tailCRC
+	c.mu.RUnlock()
+	if n >= length {
+		if commit {
+			return c.syncLocked(s)
+		}
 		return nil
 	}
-	if err := c.data.Truncate(n); err != nil {
-		return s.fail(err)
-	}
-	s.used.Add(n - c.length)
-	c.length = n
-	c.crcs = c.crcs[:numBlocks(uint64(n))]
-	if n%BlockSize != 0 {
-		last := len(c.crcs) - 1
-		buf := make([]byte, n-int64(last)*BlockSize)
-		if _, err := c.data.ReadAt(buf, int64(last)*BlockSize); err != nil {
+	newTail := uint32(0)
+	if tailLen(n) != 0 {
+		b := fullBlocks(n)
+		bl := blockLen(b, length)
+		buf := make([]byte, bl+trailerSize)
+		if !isComplete(b, length) {
+			buf = buf[:bl]
+		}
+		if _, err := c.f.ReadAt(buf, blockFileOffset(b)); err != nil {
 			return s.fail(err)
 		}
-		c.crcs[last] = crc32.Checksum(buf, castagnoli)
+		want := tail
+		if isComplete(b, length) {
+			want = binary.LittleEndian.Uint32(buf[BlockSize:])
+		}
+		if got := crc32.Checksum(buf[:bl], castagnoli); got != want {
+			return fmt.Errorf("cellar/dfs/chunkserver: chunk %x block %d: checksum %#x, want %#x: %w", c.handle, b, got, want, errCorruptData)
+		}
+		newTail = crc32.Checksum(buf[:tailLen(n)], castagnoli)
 	}
+	c.mu.Lock()
+	s.used.Add(n - c.length)
+	c.length, c.tailCRC = n, newTail
 	c.synced = min(c.synced, n)
+	c.mu.Unlock()
+	if commit || n < synced {
+		if err := c.syncLocked(s); err != nil {
+			return err
+		}
+	}
+	if err := c.f.Truncate(fileSize(n)); err != nil {
+		return s.fail(err)
+	}
 	return nil
 }
 
 // append writes p at off (which must be the chunk's length) for a writer at
-// version. Callers hold ioMu (a pipeline stream owns the chunk while open).
+// version, with the trailer of every block it completes, in one pwritev.
+// Callers hold ioMu (a pipeline stream owns the chunk while open).
 func (c *chunk) appendLocked(s *store, version uint64, off int64, p []byte) error {
 	if err := s.checkWritable(int64(len(p))); err != nil {
 		return err
 	}
 	c.mu.RLock()
-	cur, length, removed := c.version, c.length, c.removed
+	cur, length, tail, removed := c.version, c.length, c.tailCRC, c.removed
 	c.mu.RUnlock()
 	switch {
 	case removed:
@@ -297,83 +336,94 @@ func (c *chunk) appendLocked(s *store, version uint64, off int64, p []byte) erro
 		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x is at version %d, writer at %d: %w: %w", c.handle, cur, version, wire.ErrStaleVersion, dfs.ErrLeaseLost)
 	case off != length:
 		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x: write at %d, length is %d: %w", c.handle, off, length, wire.ErrBadRequest)
+	case length+int64(len(p)) > maxChunkLength:
+		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x: write of %d bytes at %d: %w", c.handle, len(p), off, wire.ErrBadRequest)
 	}
 	if s.faults.Write != nil {
 		if err := s.faults.Write(dfs.ChunkHandle(c.handle)); err != nil {
 			return s.fail(err)
 		}
 	}
-	if err := c.openFilesLocked(s); err != nil {
+	if err := c.openFileLocked(s); err != nil {
 		return s.fail(err)
 	}
-	if _, err := c.data.WriteAt(p, off); err != nil {
+	if c.trailers == nil {
+		c.trailers = make([]byte, 0, maxTrailers)
+	}
+	var newTail uint32
+	c.iov, newTail = layoutAppend(c.iov[:0], c.trailers, length, tail, p)
+	if err := pwritev(c.f, c.iov, DataFileOffset(off)); err != nil {
 		return s.fail(err)
 	}
+	clear(c.iov) // drop references to p
 	c.mu.Lock()
-	c.crcs = extendCRCs(c.crcs, c.length, p)
 	c.length += int64(len(p))
+	c.tailCRC = newTail
 	c.mu.Unlock()
 	s.used.Add(int64(len(p)))
 	return nil
 }
 
-// extendCRCs updates the per-block checksums of a chunk of length bytes for
-// p appended at its end.
-func extendCRCs(crcs []uint32, length int64, p []byte) []uint32 {
-	for len(p) > 0 {
-		inBlock := length % BlockSize
-		n := min(int64(len(p)), BlockSize-inBlock)
-		if inBlock == 0 {
-			crcs = append(crcs, crc32.Checksum(p[:n], castagnoli))
-		} else {
-			crcs[len(crcs)-1] = crc32.Update(crcs[len(crcs)-1], castagnoli, p[:n])
-		}
-		length += n
-		p = p[n:]
+// maxTrailers is room for the trailers of one packet (bytes).
+const maxTrailers = trailerSize * (wire.PacketSize/BlockSize + 2)
+
+// pwritev writes iov contiguously at off, all of it.
+func pwritev(f *os.File, iov [][]byte, off int64) error {
+	total := 0
+	for _, v := range iov {
+		total += len(v)
 	}
-	return crcs
+	n, err := unix.Pwritev(int(f.Fd()), iov, off)
+	if err != nil {
+		return err
+	}
+	if n == total {
+		return nil
+	}
+	// Short write (rare on a regular file): finish it the slow way.
+	flat := make([]byte, 0, total)
+	for _, v := range iov {
+		flat = append(flat, v...)
+	}
+	_, err = f.WriteAt(flat[n:], off+int64(n))
+	return err
 }
 
-// syncLocked makes the chunk's data and checksums durable: the data file
-// and the rewritten sidecar are fdatasynced concurrently. Callers hold ioMu.
+// syncLocked commits the chunk's current state: it writes the next commit
+// slot (the one not holding the newest durable commit) and fdatasyncs the
+// file once, which makes the data, the trailers and the slot durable
+// together. Callers hold ioMu.
 func (c *chunk) syncLocked(s *store) error {
 	if s.faults.Sync != nil {
 		if err := s.faults.Sync(dfs.ChunkHandle(c.handle)); err != nil {
 			return s.fail(err)
 		}
 	}
-	if err := c.openFilesLocked(s); err != nil {
+	if err := c.liveLocked(); err != nil {
+		return err
+	}
+	if err := c.openFileLocked(s); err != nil {
 		return s.fail(err)
 	}
 	c.mu.RLock()
-	m := chunkMeta{Handle: c.handle, Version: c.version, Length: uint64(c.length), CRCs: c.crcs}
-	enc := encodeMeta(make([]byte, 0, metaHeaderSize+4*len(m.CRCs)), m)
+	sl := commitSlot{Seq: c.seq + 1, Handle: c.handle, Version: c.version, Length: uint64(c.length), TailCRC: c.tailCRC}
 	c.mu.RUnlock()
-	derr := make(chan error, 1)
-	go func() { derr <- unix.Fdatasync(int(c.data.Fd())) }()
-	var err error
-	if _, err = c.meta.WriteAt(enc, 0); err == nil && (c.metaLen < 0 || int64(len(enc)) < c.metaLen) {
-		// Only a truncation shrinks the sidecar; ftruncate is costly, so
-		// skip it when the sidecar only grew.
-		err = c.meta.Truncate(int64(len(enc)))
-	}
-	if err == nil {
-		c.metaLen = int64(len(enc))
-		err = unix.Fdatasync(int(c.meta.Fd()))
-	}
-	if e := <-derr; err == nil {
-		err = e
-	}
-	if err == nil && !c.dirSynced {
-		if err = syncDir(s.dir); err == nil {
-			c.dirSynced = true
-		}
-	}
-	if err != nil {
+	enc := encodeSlot(sl)
+	if _, err := c.f.WriteAt(enc[:], slotOffset(sl.Seq)); err != nil {
 		return s.fail(err)
 	}
+	if err := unix.Fdatasync(int(c.f.Fd())); err != nil {
+		return s.fail(err)
+	}
+	if !c.dirSynced {
+		if err := syncDir(s.dir); err != nil {
+			return s.fail(err)
+		}
+		c.dirSynced = true
+	}
+	c.seq = sl.Seq
 	c.mu.Lock()
-	c.synced = int64(m.Length)
+	c.synced = int64(sl.Length)
 	c.mu.Unlock()
 	return nil
 }
@@ -391,7 +441,8 @@ func (c *chunk) state() chunkState {
 
 // readAt reads and verifies [off, off+len(p)) of the chunk for a reader at
 // version (the replica may be newer, never older). Every 64 KiB block the
-// range touches is checked against its CRC; a mismatch returns dfs.ErrCorrupt.
+// range touches is checked against its trailer (or, for a partial last
+// block, the tail CRC); a mismatch returns dfs.ErrCorrupt.
 func (s *store) readAt(h, version uint64, p []byte, off int64) (int, error) {
 	c, ok := s.get(h)
 	if !ok {
@@ -418,20 +469,30 @@ func (s *store) readAt(h, version uint64, p []byte, off int64) (int, error) {
 	}
 	defer f.Close()
 	first, last := off/BlockSize, (end-1)/BlockSize
-	bstart := first * BlockSize
-	bend := min((last+1)*BlockSize, c.length)
-	buf := make([]byte, bend-bstart)
-	if _, err := f.ReadAt(buf, bstart); err != nil {
+	fstart := blockFileOffset(first)
+	fend := fileSize(c.length)
+	if isComplete(last, c.length) {
+		fend = blockFileOffset(last) + BlockSize + trailerSize
+	}
+	buf := make([]byte, fend-fstart)
+	if _, err := f.ReadAt(buf, fstart); err != nil {
 		return 0, fmt.Errorf("cellar/dfs/chunkserver: chunk %x: %w: %v", h, dfs.ErrCorrupt, err)
 	}
+	n := 0
 	for b := first; b <= last; b++ {
-		lo := (b - first) * BlockSize
-		hi := min(lo+BlockSize, int64(len(buf)))
-		if got := crc32.Checksum(buf[lo:hi], castagnoli); got != c.crcs[b] {
-			return 0, fmt.Errorf("cellar/dfs/chunkserver: chunk %x block %d: checksum %#x, want %#x: %w", h, b, got, c.crcs[b], dfs.ErrCorrupt)
+		blk := buf[(b-first)*(BlockSize+trailerSize):]
+		want := c.tailCRC
+		if isComplete(b, c.length) {
+			want = binary.LittleEndian.Uint32(blk[BlockSize:])
+			blk = blk[:BlockSize]
 		}
+		if got := crc32.Checksum(blk, castagnoli); got != want {
+			return 0, fmt.Errorf("cellar/dfs/chunkserver: chunk %x block %d: checksum %#x, want %#x: %w", h, b, got, want, dfs.ErrCorrupt)
+		}
+		lo, hi := max(off, b*BlockSize)-b*BlockSize, min(end, (b+1)*BlockSize)-b*BlockSize
+		n += copy(p[n:], blk[lo:hi])
 	}
-	return copy(p, buf[off-bstart:end-bstart]), nil
+	return n, nil
 }
 
 // verify checks every block of chunk h (the scrubber).
@@ -454,7 +515,7 @@ func (s *store) verify(h uint64) error {
 	return nil
 }
 
-// remove deletes chunk h's files; it reports whether the chunk existed.
+// remove deletes chunk h's file; it reports whether the chunk existed.
 func (s *store) remove(h uint64) bool {
 	s.mu.Lock()
 	c, ok := s.chunks[h]
@@ -469,13 +530,8 @@ func (s *store) remove(h uint64) bool {
 	c.removed = true
 	s.used.Add(-c.length)
 	c.mu.Unlock()
-	if c.data != nil {
-		c.data.Close()
-		c.meta.Close()
-		c.data, c.meta = nil, nil
-	}
+	c.closeFilesLocked()
 	os.Remove(s.dataPath(h))
-	os.Remove(s.metaPath(h))
 	return true
 }
 
@@ -489,6 +545,9 @@ func (s *store) recoverChunk(h, oldVersion, newVersion uint64) (int64, error) {
 	}
 	c.ioMu.Lock()
 	defer c.ioMu.Unlock()
+	if err := c.liveLocked(); err != nil {
+		return 0, err
+	}
 	st := c.state()
 	if st.version < oldVersion {
 		return 0, fmt.Errorf("cellar/dfs/chunkserver: chunk %x at version %d, recovery of %d: %w", h, st.version, oldVersion, wire.ErrStaleVersion)
@@ -496,28 +555,14 @@ func (s *store) recoverChunk(h, oldVersion, newVersion uint64) (int64, error) {
 	if st.version > newVersion {
 		return 0, fmt.Errorf("cellar/dfs/chunkserver: chunk %x at version %d, above recovery's %d: %w", h, st.version, newVersion, wire.ErrStaleVersion)
 	}
-	if err := c.openFilesLocked(s); err != nil {
+	if err := c.openFileLocked(s); err != nil {
 		return 0, s.fail(err)
 	}
 	defer c.closeFilesLocked()
-	if err := c.truncateLocked(s, st.synced); err != nil {
-		return 0, err
-	}
-	c.mu.Lock()
-	c.version = newVersion
-	c.mu.Unlock()
-	if err := c.syncLocked(s); err != nil {
+	if err := c.resetLocked(s, newVersion, st.synced, true); err != nil {
 		return 0, err
 	}
 	return st.synced, nil
-}
-
-func (c *chunk) closeFilesLocked() {
-	if c.data != nil {
-		c.data.Close()
-		c.meta.Close()
-		c.data, c.meta = nil, nil
-	}
 }
 
 // finalize settles chunk h at version and length after recovery.
@@ -528,6 +573,9 @@ func (s *store) finalize(h, version uint64, length int64) error {
 	}
 	c.ioMu.Lock()
 	defer c.ioMu.Unlock()
+	if err := c.liveLocked(); err != nil {
+		return err
+	}
 	st := c.state()
 	if st.version > version {
 		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x at version %d, finalize at %d: %w", h, st.version, version, wire.ErrStaleVersion)
@@ -535,25 +583,23 @@ func (s *store) finalize(h, version uint64, length int64) error {
 	if st.synced < length {
 		return fmt.Errorf("cellar/dfs/chunkserver: chunk %x has %d synced bytes, finalize at %d: %w", h, st.synced, length, wire.ErrBadRequest)
 	}
-	if err := c.openFilesLocked(s); err != nil {
+	if err := c.openFileLocked(s); err != nil {
 		return s.fail(err)
 	}
 	defer c.closeFilesLocked()
-	if err := c.truncateLocked(s, length); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.version = version
-	c.mu.Unlock()
-	return c.syncLocked(s)
+	return c.resetLocked(s, version, length, true)
 }
 
 // install adds a complete replica copied from elsewhere: r yields exactly
-// length bytes. The copy is written to temporary files, synced and renamed
-// into place, so a crash never leaves half a replica under the real name.
+// length bytes. The copy is written to a temporary file, committed, synced
+// and renamed into place, so a crash never leaves half a replica under the
+// real name.
 func (s *store) install(h, version uint64, length int64, r io.Reader) error {
 	if err := s.checkWritable(length); err != nil {
 		return err
+	}
+	if length < 0 || length > maxChunkLength {
+		return fmt.Errorf("cellar/dfs/chunkserver: copy of chunk %x of %d bytes: %w", h, length, wire.ErrBadRequest)
 	}
 	if c, ok := s.get(h); ok {
 		if st := c.state(); st.version >= version && st.synced >= length {
@@ -561,16 +607,17 @@ func (s *store) install(h, version uint64, length int64, r io.Reader) error {
 		}
 		s.remove(h)
 	}
-	tmpData, tmpMeta := s.dataPath(h)+".tmp", s.metaPath(h)+".tmp"
-	defer os.Remove(tmpData)
-	defer os.Remove(tmpMeta)
-	d, err := os.OpenFile(tmpData, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	tmp := s.dataPath(h) + ".tmp"
+	defer os.Remove(tmp)
+	d, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return s.fail(err)
 	}
 	defer d.Close()
-	var crcs []uint32
+	var tail uint32
 	var n int64
+	var iov [][]byte
+	trailers := make([]byte, 0, maxTrailers)
 	buf := make([]byte, 1<<20)
 	for n < length {
 		k, rerr := r.Read(buf[:min(int64(len(buf)), length-n)])
@@ -580,10 +627,10 @@ func (s *store) install(h, version uint64, length int64, r io.Reader) error {
 					return s.fail(err)
 				}
 			}
-			if _, err := d.Write(buf[:k]); err != nil {
+			iov, tail = layoutAppend(iov[:0], trailers, n, tail, buf[:k])
+			if err := pwritev(d, iov, DataFileOffset(n)); err != nil {
 				return s.fail(err)
 			}
-			crcs = extendCRCs(crcs, n, buf[:k])
 			n += int64(k)
 		}
 		if rerr == io.EOF && n < length {
@@ -598,24 +645,25 @@ func (s *store) install(h, version uint64, length int64, r io.Reader) error {
 			return s.fail(err)
 		}
 	}
+	sl := commitSlot{Seq: 1, Handle: h, Version: version, Length: uint64(length), TailCRC: tail}
+	enc := encodeSlot(sl)
+	if _, err := d.WriteAt(enc[:], slotOffset(sl.Seq)); err != nil {
+		return s.fail(err)
+	}
+	if err := d.Truncate(fileSize(length)); err != nil { // an empty copy still has its header pages
+		return s.fail(err)
+	}
 	if err := unix.Fdatasync(int(d.Fd())); err != nil {
 		return s.fail(err)
 	}
-	enc := encodeMeta(nil, chunkMeta{Handle: h, Version: version, Length: uint64(length), CRCs: crcs})
-	if err := writeFileSync(tmpMeta, enc); err != nil {
-		return s.fail(err)
-	}
-	if err := os.Rename(tmpData, s.dataPath(h)); err != nil {
-		return s.fail(err)
-	}
-	if err := os.Rename(tmpMeta, s.metaPath(h)); err != nil {
+	if err := os.Rename(tmp, s.dataPath(h)); err != nil {
 		return s.fail(err)
 	}
 	if err := syncDir(s.dir); err != nil {
 		return s.fail(err)
 	}
 	s.mu.Lock()
-	s.chunks[h] = &chunk{handle: h, dirSynced: true, version: version, length: length, synced: length, crcs: crcs}
+	s.chunks[h] = &chunk{handle: h, dirSynced: true, seq: sl.Seq, version: version, length: length, synced: length, tailCRC: tail}
 	s.mu.Unlock()
 	s.used.Add(length)
 	return nil
