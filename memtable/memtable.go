@@ -38,6 +38,15 @@ type Memtable struct {
 // fails: an out-of-range arena size is a programming error, and callers that
 // take the size from configuration call Validate first.
 func New(opts *Options) *Memtable {
+	o := mustOptions(opts)
+	m := &Memtable{arena: newArena(o.ArenaSize)}
+	m.reset()
+	return m
+}
+
+// mustOptions returns opts with defaults, panicking if they are invalid
+// (see New).
+func mustOptions(opts *Options) Options {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -45,10 +54,7 @@ func New(opts *Options) *Memtable {
 	if err := o.Validate(); err != nil {
 		panic(err)
 	}
-	o = o.withDefaults()
-	m := &Memtable{arena: newArena(o.ArenaSize)}
-	m.reset()
-	return m
+	return o.withDefaults()
 }
 
 // reset makes m empty: the arena is handed out from its start again and a

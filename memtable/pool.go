@@ -26,14 +26,7 @@ func NewPool(max int) *Pool { return &Pool{max: max} }
 // idle one of that size if the pool has one, else a new one (see New; it
 // panics on invalid options as New does).
 func (p *Pool) Get(opts *Options) *Memtable {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if err := o.Validate(); err != nil {
-		panic(err)
-	}
-	o = o.withDefaults()
+	o := mustOptions(opts)
 	p.mu.Lock()
 	for i := len(p.free) - 1; i >= 0; i-- {
 		if m := p.free[i]; m.Capacity() == o.ArenaSize {

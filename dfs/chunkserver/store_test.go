@@ -33,15 +33,7 @@ func appendSync(t *testing.T, s *store, c *chunk, version uint64, p []byte, sync
 // directory without closing), a chunk holds exactly its synced bytes, which
 // verify against their checksums.
 func TestStoreReloadKeepsSyncedBytesOnly(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openStore(dir, 0, Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.openForWrite(7, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s, c := openTestChunk(t, 7, 1)
 	synced := bytes.Repeat([]byte("abcdefgh"), 20000) // 160000 bytes: 3 blocks
 	appendSync(t, s, c, 1, synced, true)
 	appendSync(t, s, c, 1, []byte("never synced"), false)
@@ -91,15 +83,7 @@ func TestStoreDetectsFlippedByte(t *testing.T) {
 }
 
 func TestStoreVersionsFenceWriters(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openStore(dir, 0, Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.openForWrite(3, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s, c := openTestChunk(t, 3, 1)
 	appendSync(t, s, c, 1, []byte("synced"), true)
 	appendSync(t, s, c, 1, []byte("-tail"), false)
 	n, err := s.recoverChunk(3, 1, 2)
@@ -268,15 +252,7 @@ func checkHolds(t *testing.T, s *store, h uint64, want []byte) {
 // not, garbage beyond) never costs the bytes the previous Sync acknowledged,
 // and the reloaded chunk accepts appends that reload in turn.
 func TestStoreCrashDuringSyncKeepsSyncedBytes(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openStore(dir, 0, Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.openForWrite(7, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s, c := openTestChunk(t, 7, 1)
 	synced := bytes.Repeat([]byte("synced!"), 30000) // 210000 bytes: 3 blocks + a partial one
 	appendSync(t, s, c, 1, synced, true)
 	before, _ := os.ReadFile(s.dataPath(7))
@@ -338,15 +314,7 @@ func TestStoreCrashDuringSyncKeepsSyncedBytes(t *testing.T) {
 // old bytes are cut or overwritten, so a crash right after leaves either
 // state, never a mix.
 func TestStoreTruncationCommitsFirst(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openStore(dir, 0, Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.openForWrite(4, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s, c := openTestChunk(t, 4, 1)
 	data := bytes.Repeat([]byte("truncate"), 25000) // 200000 bytes
 	appendSync(t, s, c, 1, data, true)
 	c.closeFiles()
@@ -409,19 +377,11 @@ func TestStoreInstallReloads(t *testing.T) {
 // (they looked the chunk up first) fail with ErrNoChunk and leave no file
 // behind that would resurrect the replica at the next start.
 func TestStoreRemovedStaysRemoved(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openStore(dir, 0, Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.openForWrite(2, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s, c := openTestChunk(t, 2, 1)
 	appendSync(t, s, c, 1, []byte("doomed"), true)
 	s.remove(2)
 	c.ioMu.Lock()
-	err = c.syncLocked(s)
+	err := c.syncLocked(s)
 	c.ioMu.Unlock()
 	if !errors.Is(err, wire.ErrNoChunk) {
 		t.Fatalf("sync of a removed chunk = %v, want ErrNoChunk", err)
@@ -432,4 +392,20 @@ func TestStoreRemovedStaysRemoved(t *testing.T) {
 	if s.health() != "" {
 		t.Fatalf("store unhealthy after a sync of a removed chunk: %s", s.health())
 	}
+}
+
+// openTestChunk opens a store in a new directory and chunk h in it for a
+// writer at version.
+func openTestChunk(t *testing.T, h, version uint64) (string, *store, *chunk) {
+	t.Helper()
+	dir := t.TempDir()
+	s, _, err := openStore(dir, 0, Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.openForWrite(h, version, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, s, c
 }
