@@ -2,6 +2,7 @@ package lock_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -40,9 +41,18 @@ func BenchmarkOneClient(b *testing.B) {
 	b.Run("op=cas", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if version, err = cl.Set(ctx, p, []byte("x"), lock.IfVersion(version)); err != nil {
+			v, err := cl.Set(ctx, p, []byte("x"), lock.IfVersion(version))
+			if errors.Is(err, lock.ErrOutcomeUnknown) { // leadership moved: resynchronise
+				n, _, gerr := cl.Get(ctx, p)
+				if gerr != nil {
+					b.Fatal(gerr)
+				}
+				v, err = n.Version, nil
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
+			version = v
 		}
 	})
 	b.Run("op=get", func(b *testing.B) {
