@@ -37,7 +37,7 @@ func testSeed(t *testing.T) uint64 {
 
 // startCluster starts a 3-replica cluster with test timings and waits for a
 // leader.
-func startCluster(t *testing.T, mod func(*lock.Options)) *locktest.Cluster {
+func startCluster(t testing.TB, mod func(*lock.Options)) *locktest.Cluster {
 	t.Helper()
 	o := locktest.FastOptions()
 	if mod != nil {
@@ -56,7 +56,7 @@ func startCluster(t *testing.T, mod func(*lock.Options)) *locktest.Cluster {
 	return c
 }
 
-func dial(t *testing.T, c *locktest.Cluster, o lock.ClientOptions) *lock.Client {
+func dial(t testing.TB, c *locktest.Cluster, o lock.ClientOptions) *lock.Client {
 	t.Helper()
 	o.Addrs = c.Addrs()
 	if o.Logger == nil {

@@ -20,6 +20,7 @@ import (
 func main() {
 	var cfg lockbench.Config
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of each throughput workload")
+	flag.IntVar(&cfg.Slices, "slices", 6, "turns each system takes per workload (finer interleaving evens out the machine's load)")
 	flag.IntVar(&cfg.Clients, "clients", 32, "clients of the multi-client workloads")
 	flag.IntVar(&cfg.FailoverRuns, "failover-runs", 3, "leader kills to time")
 	flag.Parse()

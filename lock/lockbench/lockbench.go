@@ -43,7 +43,12 @@ type Worker interface {
 
 // Config sets the workloads' sizes.
 type Config struct {
-	Duration      time.Duration // per throughput workload (default 3s)
+	Duration time.Duration // per throughput workload and system (default 3s)
+	// Slices is how many turns each system gets within Duration (default
+	// 6): the systems take turns of Duration/Slices, so that a burst of
+	// load from elsewhere on the machine falls on all of them alike rather
+	// than on whichever ran its whole workload then.
+	Slices        int
 	Clients       int           // for the multi-client workloads (default 32)
 	FailoverRuns  int           // default 3
 	FailoverWrite time.Duration // per write attempt timeout (default 500ms)
@@ -52,6 +57,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Duration == 0 {
 		c.Duration = 3 * time.Second
+	}
+	if c.Slices <= 0 {
+		c.Slices = 6
 	}
 	if c.Clients == 0 {
 		c.Clients = 32
@@ -88,10 +96,10 @@ func Run(ctx context.Context, sys System, cfg Config, log io.Writer) (Results, e
 	return rs[0], nil
 }
 
-// RunAll runs every workload on every system, interleaved (workload by
-// workload, failover run by failover run), so that a change in the machine's
-// load during the run affects all systems alike. Each system first gets a
-// warm-up of CAS writes that is not measured.
+// RunAll runs every workload on every system, interleaved (each workload in
+// Config.Slices turns per system, failover run by failover run), so that a
+// change in the machine's load during the run affects all systems alike.
+// Each system first gets a warm-up of CAS writes that is not measured.
 func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([]Results, error) {
 	cfg = cfg.withDefaults()
 	res := make([]Results, len(systems))
@@ -131,14 +139,26 @@ func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([
 		{fmt.Sprintf("lin. reads, %d clients", cfg.Clients), cfg.Clients, Worker.Read, func(r *Results) *float64 { return &r.Reads }},
 		{fmt.Sprintf("keep-alives, %d loops", cfg.Clients), cfg.Clients, Worker.KeepAlive, func(r *Results) *float64 { return &r.KeepAlives }},
 	}
+	slice := cfg.Duration / time.Duration(cfg.Slices)
 	for wi, wl := range workloads {
-		for si, sys := range systems {
-			cpu0, t0 := cpuTime(), time.Now()
-			v, err := throughput(ctx, workers[si][:wl.n], cfg.Duration, wl.op)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", sys.Name(), wl.name, err)
+		ops := make([]int64, len(systems))
+		elapsed := make([]time.Duration, len(systems))
+		cpu := make([]time.Duration, len(systems))
+		for range cfg.Slices {
+			for si, sys := range systems {
+				cpu0, t0 := cpuTime(), time.Now()
+				n, err := throughput(ctx, workers[si][:wl.n], slice, wl.op)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", sys.Name(), wl.name, err)
+				}
+				ops[si] += n
+				elapsed[si] += time.Since(t0)
+				cpu[si] += cpuTime() - cpu0
 			}
-			cores := (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+		}
+		for si, sys := range systems {
+			v := float64(ops[si]) / elapsed[si].Seconds()
+			cores := cpu[si].Seconds() / elapsed[si].Seconds()
 			if wi == len(workloads)-1 {
 				res[si].KeepAliveCPU = cores
 			}
@@ -167,14 +187,16 @@ func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([
 	return res, nil
 }
 
-func throughput(ctx context.Context, ws []Worker, d time.Duration, op func(Worker, context.Context) error) (float64, error) {
+// throughput runs op in a loop on every worker for d and returns how many
+// ops completed; elapsed time is the caller's to measure (the last ops end
+// a little after d).
+func throughput(ctx context.Context, ws []Worker, d time.Duration, op func(Worker, context.Context) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var n atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(d)
+	deadline := time.Now().Add(d)
 	for _, w := range ws {
 		wg.Add(1)
 		go func() {
@@ -193,7 +215,7 @@ func throughput(ctx context.Context, ws []Worker, d time.Duration, op func(Worke
 	if p := firstErr.Load(); p != nil {
 		return 0, *p
 	}
-	return float64(n.Load()) / time.Since(start).Seconds(), nil
+	return n.Load(), nil
 }
 
 // failover kills the leader and times the first successful write after it.
