@@ -249,3 +249,36 @@ func TestIterNoCacheFill(t *testing.T) {
 		}
 	}
 }
+
+// TestIterMaxFill: an iterator adds at most MaxFill missing blocks to the
+// cache, then reads past it, and still returns every entry.
+func TestIterMaxFill(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 12))
+	kvs := randomKVs(rng, 2000, 200)
+	cache := NewCache(64 << 20)
+	data, _ := buildTable(t, kvs, &WriterOptions{BlockSize: 1024, Compression: CompressionSnappy})
+	r := openBytes(t, data, cache)
+	if len(r.index) < 10 {
+		t.Fatalf("only %d blocks", len(r.index))
+	}
+	it := r.NewIterWith(IterOptions{MaxFill: 3})
+	var got []kv
+	for ok := it.First(); ok; ok = it.Next() {
+		got = append(got, kv{append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...)})
+	}
+	if err := it.Error(); err != nil {
+		t.Fatal(err)
+	}
+	it.Close()
+	if !equalKVs(got, kvs) {
+		t.Fatal("MaxFill scan differs from what was written")
+	}
+	cached := 0
+	for i := range cache.shards {
+		cached += len(cache.shards[i].mu.m)
+	}
+	if cached != 3 {
+		t.Fatalf("%d blocks cached by an iterator with MaxFill 3 over %d blocks", cached, len(r.index))
+	}
+}

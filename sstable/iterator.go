@@ -18,6 +18,8 @@ type Iterator struct {
 	err    error
 	closed bool
 	noFill bool // blocks missing from the cache are read into bufs, not added
+	fills  int  // blocks this iterator may still add to the cache (maxFill > 0)
+	limit  bool // fills counts down; at 0 the iterator reads past the cache
 }
 
 // IterOptions tune an iterator.
@@ -29,6 +31,11 @@ type IterOptions struct {
 	// blocks point reads need and allocate a block per read. Keys and
 	// values stay valid until the next positioning call, as always.
 	NoCacheFill bool
+	// MaxFill, if positive, is how many missing blocks the iterator adds
+	// to the cache before it reads past it as with NoCacheFill: a short
+	// scan is cached like point reads, a long one stops evicting after
+	// its first MaxFill blocks.
+	MaxFill int
 }
 
 // NewIter returns an unpositioned iterator; call First or SeekGE.
@@ -38,7 +45,7 @@ func (r *Reader) NewIter() *Iterator {
 
 // NewIterWith is NewIter with options.
 func (r *Reader) NewIterWith(o IterOptions) *Iterator {
-	return &Iterator{r: r, blk: len(r.index), noFill: o.NoCacheFill}
+	return &Iterator{r: r, blk: len(r.index), noFill: o.NoCacheFill, fills: o.MaxFill, limit: o.MaxFill > 0}
 }
 
 // loadBlock loads data block i and reports whether it did; past the last
@@ -59,7 +66,12 @@ func (it *Iterator) loadBlock(i int) bool {
 		return true
 	}
 	it.blk, it.block = i, nil
-	b, err := it.r.readBlock(h, &it.bufs, !it.noFill)
+	b, filled, err := it.r.readBlock(h, &it.bufs, !it.noFill)
+	if filled && it.limit {
+		if it.fills--; it.fills <= 0 {
+			it.noFill = true
+		}
+	}
 	if err == nil {
 		if err = it.data.init(b); err != nil {
 			err = it.r.corrupt(h.Offset, err)

@@ -203,31 +203,33 @@ func grow(b []byte, n int) []byte {
 }
 
 // readBlock returns the decoded contents of the data block at h, from the
-// cache when possible. A block from the cache, or added to it (fill), is
-// shared (never modify it); otherwise it lives in bufs and is valid until
-// bufs is used again.
-func (r *Reader) readBlock(h handle, bufs *blockBuffers, fill bool) ([]byte, error) {
+// cache when possible. A block from the cache, or added to it (fill; then
+// filled is true), is shared (never modify it); otherwise it lives in bufs
+// and is valid until bufs is used again.
+func (r *Reader) readBlock(h handle, bufs *blockBuffers, fill bool) (_ []byte, filled bool, _ error) {
 	if r.cache == nil {
-		return r.readBlockUncached(h, bufs)
+		b, err := r.readBlockUncached(h, bufs)
+		return b, false, err
 	}
 	if b, ok := r.cache.get(r.cacheID, h.Offset); ok {
-		return b, nil
+		return b, false, nil
 	}
 	if !fill {
-		return r.readBlockUncached(h, bufs)
+		b, err := r.readBlockUncached(h, bufs)
+		return b, false, err
 	}
 	// The stored bytes are scratch; the decoded block is the cache's.
 	scratch := blockBuffers{raw: bufs.raw}
 	b, err := r.readBlockUncached(h, &scratch)
 	bufs.raw = scratch.raw
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(b) > 0 && &b[0] == &scratch.raw[0] {
 		b = bytes.Clone(b) // an uncompressed block, read into the scratch buffer
 	}
 	r.cache.set(r.cacheID, h.Offset, b)
-	return b, nil
+	return b, true, nil
 }
 
 // readBlockUncached reads, checksums and decompresses the block at h (which

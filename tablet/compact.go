@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"cellar/internal/keys"
+	"cellar/sstable"
 )
 
 // Compaction policy. Flushes add one SSTable per family; a family with more
@@ -230,7 +231,7 @@ func (t *Tablet) mergeTables(ctx context.Context, fam string, inputs []*table, m
 	for i, tb := range inputs {
 		// A compaction reads each input block once, and the inputs are
 		// about to be replaced: it must not evict what reads need.
-		children[i] = tb.newIter(true)
+		children[i] = tb.newIter(sstable.IterOptions{NoCacheFill: true})
 	}
 	mi := newMergingIter(children)
 	defer mi.Close()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"cellar/dfs/memfs"
+	"cellar/sstable"
 )
 
 // A merged tablet sees exactly what its parents saw: a file the left
@@ -227,7 +228,7 @@ func TestBoundedIter(t *testing.T) {
 			hi = []byte(tc.hi)
 		}
 		bt.lo, bt.hi = rowBounds(lo, hi)
-		it := bt.newIter(false)
+		it := bt.newIter(sstable.IterOptions{})
 		got := ""
 		for ok := it.First(); ok; ok = it.Next() {
 			got += string(it.Value())

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"cellar/internal/keys"
+	"cellar/sstable"
 )
 
 // Cell is one version of a column.
@@ -56,9 +57,11 @@ type ScanOptions struct {
 	Limit int
 	// NoCacheFill: blocks the scan finds outside the block cache are read
 	// into the scan's own buffers and not added to the cache, as HBase's
-	// Scan.setCacheBlocks(false): for scans of much more data than the
-	// cache holds (exports, MapReduce input, full counts), which would
-	// otherwise evict what point reads need.
+	// Scan.setCacheBlocks(false). Without it a scan adds the first
+	// scanMaxFill blocks it misses in each SSTable (so short scans are
+	// cached) and reads past the cache after that, so that a scan of more
+	// data than the cache holds neither evicts what point reads need nor
+	// allocates a block per read.
 	NoCacheFill bool
 	// Reuse lets Scan hand fn the same Row, and the same memory for its
 	// key, qualifiers and values, row after row: what fn is given is valid
@@ -66,6 +69,10 @@ type ScanOptions struct {
 	// row's allocations for callers that consume a row at once.
 	Reuse bool
 }
+
+// scanMaxFill is how many missing blocks of each SSTable a scan adds to the
+// block cache before it reads past the cache (ScanOptions.NoCacheFill).
+const scanMaxFill = 16
 
 // readPlan is a validated ReadOptions.
 type readPlan struct {
@@ -327,7 +334,7 @@ func (t *Tablet) ReadRow(ctx context.Context, row []byte, ro *ReadOptions) (*Row
 		children := t.memIters(rs)
 		for _, tb := range rs.tables[fam] {
 			if tb.r.MayContain(rowPfx) && (colPfx == nil || tb.r.MayContain(colPfx) || tb.r.MayContain(markerPfx)) {
-				children = append(children, tb.newIter(false))
+				children = append(children, tb.newIter(sstable.IterOptions{}))
 			}
 		}
 		famPfx := keys.AppendFamilyPrefix(a.scratch[1][:0], row, fam)
@@ -395,7 +402,7 @@ func (t *Tablet) Scan(ctx context.Context, so *ScanOptions, fn func(*Row) bool) 
 	children := t.memIters(rs)
 	for _, fam := range p.families {
 		for _, tb := range rs.tables[fam] {
-			children = append(children, tb.newIter(so.NoCacheFill))
+			children = append(children, tb.newIter(sstable.IterOptions{NoCacheFill: so.NoCacheFill, MaxFill: scanMaxFill}))
 		}
 	}
 	mi := newMergingIter(children)

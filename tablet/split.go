@@ -7,6 +7,7 @@ import (
 
 	"cellar/dfs"
 	"cellar/internal/keys"
+	"cellar/sstable"
 )
 
 // Stats describes a tablet's state.
@@ -143,7 +144,7 @@ func (t *Tablet) firstRow(rs *readState) ([]byte, error) {
 	children := t.memIters(rs)
 	for _, ts := range rs.tables {
 		for _, tb := range ts {
-			children = append(children, tb.newIter(false))
+			children = append(children, tb.newIter(sstable.IterOptions{}))
 		}
 	}
 	mi := newMergingIter(children)

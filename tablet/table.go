@@ -68,10 +68,10 @@ type table struct {
 }
 
 // newIter returns an iterator over the table's entries within its bounds.
-// noFill: blocks missing from the block cache are not added to it (reads
-// that touch each block once: compactions, scans asked not to).
-func (t *table) newIter(noFill bool) internalIterator {
-	it := t.r.NewIterWith(sstable.IterOptions{NoCacheFill: noFill})
+// o says how it uses the block cache (compactions read past it; scans stop
+// filling it after a few blocks).
+func (t *table) newIter(o sstable.IterOptions) internalIterator {
+	it := t.r.NewIterWith(o)
 	if t.lo == nil && t.hi == nil {
 		return it
 	}
