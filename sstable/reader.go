@@ -13,6 +13,7 @@ import (
 	"github.com/golang/snappy"
 
 	"cellar/dfs"
+	"cellar/internal/bufpool"
 )
 
 // Reader reads one table through a dfs.ReadFile (ReadAt only). Open loads
@@ -219,18 +220,34 @@ func (r *Reader) readBlock(h handle, bufs *blockBuffers, fill bool) (_ []byte, f
 		return b, false, err
 	}
 	// The stored bytes are scratch; the decoded block is the cache's.
+	// A point read's iterator is new, with no buffer of its own yet: its
+	// scratch for the stored bytes comes from a pool rather than a fresh,
+	// zeroed allocation per read.
+	var pooled *bufpool.Buf
 	scratch := blockBuffers{raw: bufs.raw}
+	if cap(scratch.raw) == 0 {
+		pooled = rawPool.Get(int(h.Length) + blockTrailerLen)
+		scratch.raw = pooled.B
+	}
 	b, err := r.readBlockUncached(h, &scratch)
-	bufs.raw = scratch.raw
+	if err == nil && len(b) > 0 && &b[0] == &scratch.raw[0] {
+		b = bytes.Clone(b) // an uncompressed block, read into the scratch buffer
+	}
+	if pooled != nil {
+		pooled.B = scratch.raw[:0]
+		rawPool.Put(pooled)
+	} else {
+		bufs.raw = scratch.raw
+	}
 	if err != nil {
 		return nil, false, err
-	}
-	if len(b) > 0 && &b[0] == &scratch.raw[0] {
-		b = bytes.Clone(b) // an uncompressed block, read into the scratch buffer
 	}
 	r.cache.set(r.cacheID, h.Offset, b)
 	return b, true, nil
 }
+
+// rawPool keeps scratch buffers for stored blocks read into the cache.
+var rawPool = bufpool.New(4 << 20)
 
 // readBlockUncached reads, checksums and decompresses the block at h (which
 // has been checked to lie within the file) using bufs; nil bufs allocates.
