@@ -70,6 +70,10 @@ func (o *CellarOptions) withDefaults() CellarOptions {
 	return c
 }
 
+// nonHeapAllowance is the resident memory the stated overhead allows
+// beyond the Go memory limit.
+const nonHeapAllowance = 32 << 20
+
 // budget is the memory the configuration allows: the block cache and
 // every memtable that may exist at once.
 func (c *CellarOptions) budget() int64 {
@@ -93,19 +97,24 @@ const cellarFamily = "f"
 func CellarOpener(o *CellarOptions) Opener {
 	c := o.withDefaults()
 	budget := c.budget()
-	limit, limitText := int64(0), "no Go memory limit"
+	limit, stated, limitText := int64(0), int64(0), "no Go memory limit"
 	if c.MemoryOverhead > 0 {
 		limit = budget + c.MemoryOverhead
-		limitText = fmt.Sprintf("Go memory limit %s (budget + %s)", FormatSize(limit), FormatSize(c.MemoryOverhead))
+		// The Go limit covers the heap and the runtime's own memory; the
+		// rest of the process (thread stacks, binary, C libraries) gets
+		// nonHeapAllowance.
+		stated = c.MemoryOverhead + nonHeapAllowance
+		limitText = fmt.Sprintf("Go memory limit %s (budget + %s), stated overhead %s", FormatSize(limit), FormatSize(c.MemoryOverhead), FormatSize(stated))
 	}
 	settings := fmt.Sprintf("cellar tablet on dfs/local: block cache %s, memtable %s (+ up to %d immutable), Snappy, %s blocks, "+
 		"Bloom fp %.3g on row and column prefixes, own commit log (Async per row; fillsync: one Sync ApplyBatch per batch), %s",
 		FormatSize(c.CacheSize), FormatSize(c.MemtableSize), c.MaxImmutableMemtables, FormatSize(int64(c.BlockSize)), c.BloomFalsePositive, limitText)
 	return Opener{
-		Name:         "cellar",
-		Settings:     settings,
-		MemoryBudget: budget,
-		MemoryLimit:  limit,
+		Name:           "cellar",
+		Settings:       settings,
+		MemoryBudget:   budget,
+		MemoryLimit:    limit,
+		MemoryOverhead: stated,
 		Open: func(ctx context.Context, dir string) (Engine, error) {
 			fs, err := local.Open(dir)
 			if err != nil {

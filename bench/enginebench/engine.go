@@ -50,6 +50,10 @@ type Opener struct {
 	// to twice its live size (GOGC=100) before collecting; a server sets
 	// the same limit with GOMEMLIMIT.
 	MemoryLimit int64
+	// MemoryOverhead is the memory the engine states it may use beyond
+	// MemoryBudget; the report says whether the peak RSS stayed within
+	// budget + overhead. 0 = not stated.
+	MemoryOverhead int64
 	// Open opens a new, empty database in dir, a local directory that the
 	// harness has created empty and removes after Close.
 	Open func(ctx context.Context, dir string) (Engine, error)

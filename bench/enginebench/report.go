@@ -47,6 +47,9 @@ type Report struct {
 	Settings     string
 	Options      Options // with defaults filled in
 	MemoryBudget int64   // bytes, from the Opener; 0 = not stated
+	// MemoryOverhead is the Opener's stated allowance beyond the budget
+	// (bytes; 0 = none stated).
+	MemoryOverhead int64
 	// BaseRSS is the resident set before the first database was opened
 	// (the harness, its key order and value pool, the Go runtime); 0 when
 	// unknown.
@@ -122,6 +125,13 @@ func memoryLine(w io.Writer, r *Report) {
 		mib(r.PeakRSS()), mib(r.MemoryBudget), mib(r.BaseRSS))
 	if p, b := r.PeakRSS(), r.MemoryBudget; p > 0 && b > 0 {
 		fmt.Fprintf(w, ", peak - budget = %+.0f MiB", float64(p-b)/(1<<20))
+		if o := r.MemoryOverhead; o > 0 {
+			verdict := "within"
+			if p > b+o {
+				verdict = "OVER"
+			}
+			fmt.Fprintf(w, " (%s the stated overhead of %s)", verdict, mib(o))
+		}
 	}
 	fmt.Fprintf(w, "; Go GOGC=%d", r.GCPercent)
 	if r.MemoryLimit != math.MaxInt64 {

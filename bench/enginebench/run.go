@@ -27,7 +27,7 @@ func Run(ctx context.Context, o Opener, opts *Options) (*Report, error) {
 	}
 	c := opts.withDefaults()
 	h := &harness{opener: o, opts: c, vals: newValues(c.Seed, c.ValueSize)}
-	rep := &Report{Engine: o.Name, Settings: o.Settings, Options: c, MemoryBudget: o.MemoryBudget}
+	rep := &Report{Engine: o.Name, Settings: o.Settings, Options: c, MemoryBudget: o.MemoryBudget, MemoryOverhead: o.MemoryOverhead}
 	if o.MemoryLimit > 0 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryLimit))
 	}
