@@ -67,3 +67,47 @@ func BenchmarkAppendSync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSequentialRead reads a 64 MiB file back in 1 MiB ReadAt calls
+// (`cellar bench dfs`'s read workload) from a 3-replica cluster.
+func BenchmarkSequentialRead(b *testing.B) {
+	ctx := context.Background()
+	c, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: b.TempDir(), Chunkservers: 3, ChunkSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := c.Client(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	const size = 64 << 20
+	f, err := cl.Create(ctx, "bench/read")
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for off := 0; off < size; off += len(buf) {
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	r, err := cl.Open(ctx, "bench/read")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		for off := int64(0); off < size; off += int64(len(buf)) {
+			if _, err := r.ReadAt(buf, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
