@@ -60,7 +60,10 @@
 // with lower sequence numbers, a cell delete the one version. The family's
 // GC policy is applied to the visible versions on every read (versions
 // numbered newest first; MaxAge against Options.Clock), then the read's
-// column selection, time range and MaxVersions.
+// column selection, time range and MaxVersions. Point reads fill the block
+// cache; a scan adds only the first scanMaxFill blocks it misses in each
+// SSTable and reads the rest into its own buffers (ScanOptions.NoCacheFill:
+// none), and compactions never fill it.
 //
 // # Flushes and compactions
 //
@@ -68,7 +71,8 @@
 // oldest immutable memtable once all its writers are done and published,
 // writes its per-family SSTables, writes a new manifest (new files +
 // FlushedSeq) and renames it over MANIFEST, and only then drops the
-// memtable and releases commit-log files holding nothing past FlushedSeq
+// memtable (its arena goes back to Options.MemtablePool once no read state
+// holds it) and releases commit-log files holding nothing past FlushedSeq
 // (own log; a shared log's owner uses FlushedSeq). A failed flush or
 // compaction stops writes with ErrBackground; the log still holds the data
 // and Open recovers it.
