@@ -125,6 +125,11 @@ func pickSmallest(ts []*table, trigger int) []*table {
 // rewrites each family into one table, dropping tombstones, masked cells
 // and versions the GC policy rejects.
 func (t *Tablet) Compact(ctx context.Context, major bool) error {
+	// Close (and Split) cancel background work and then wait for an
+	// explicit compaction to stop: it ends with them.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(t.bgCtx, cancel)()
 	t.mu.Lock()
 	closed, bgErr := t.mu.rs == nil, t.mu.bgErr
 	t.mu.Unlock()

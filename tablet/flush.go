@@ -172,6 +172,12 @@ func (t *Tablet) install(ctx context.Context, edit func(*manifest, map[string][]
 	t.installMu.Lock()
 	defer t.installMu.Unlock()
 	t.mu.Lock()
+	if t.mu.rs == nil {
+		// Closed: Close clears rs holding installMu, so an install that
+		// starts after that finds nil here and writes no manifest.
+		t.mu.Unlock()
+		return ErrClosed
+	}
 	m := t.mu.man.clone()
 	tables := map[string][]*table{}
 	for f, ts := range t.mu.rs.tables {

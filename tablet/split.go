@@ -226,9 +226,9 @@ func (t *Tablet) Split(ctx context.Context, splitRow []byte, leftDir, rightDir s
 	t.bgCancel()
 	t.bg.Wait()
 	t.compactMu.Lock()
-	defer t.compactMu.Unlock()
 	t.installMu.Lock()
-	defer t.installMu.Unlock()
+	// Unlocked before Close, which takes both.
+	unlock := func() { t.installMu.Unlock(); t.compactMu.Unlock() }
 	t.mu.Lock()
 	man := t.mu.man.clone()
 	last := t.mu.nextSeq - 1
@@ -255,6 +255,7 @@ func (t *Tablet) Split(ctx context.Context, splitRow []byte, leftDir, rightDir s
 			m.nextFileNum, m.splitFloor = 1, 0
 		}
 		if err := writeManifest(ctx, t.opts.FS, d.dir, m); err != nil {
+			unlock()
 			return nil, nil, fmt.Errorf("cellar/tablet: split: %w", err)
 		}
 		o := t.opts
@@ -269,9 +270,11 @@ func (t *Tablet) Split(ctx context.Context, splitRow []byte, leftDir, rightDir s
 	if !inPlace {
 		man.split = true
 		if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, man); err != nil {
+			unlock()
 			return nil, nil, fmt.Errorf("cellar/tablet: split: %w", err)
 		}
 	}
+	unlock()
 	t.logger.Info("tablet split", "split_row", fmt.Sprintf("%q", splitRow), "left", leftDir, "right", rightDir)
 	return left, right, t.Close()
 }

@@ -532,10 +532,17 @@ func (t *Tablet) close() error {
 	if t.ownLog {
 		errs = append(errs, t.log.Close())
 	}
+	// An explicit Compact (its context ends with bgCtx) or a flush still
+	// installing finishes first; installs after this find the tablet
+	// closed, so no manifest is written once Close has returned.
+	t.compactMu.Lock()
+	t.installMu.Lock()
 	t.mu.Lock()
 	rs := t.mu.rs
 	t.mu.rs = nil
 	t.mu.Unlock()
+	t.installMu.Unlock()
+	t.compactMu.Unlock()
 	errs = append(errs, rs.unref())
 	t.logger.Info("tablet closed", "dir", t.opts.Dir)
 	return errors.Join(errs...)

@@ -740,3 +740,48 @@ func TestMemtableRecycledOnlyWhenUnread(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDuringCompact: Close while an explicit major compaction runs
+// (a tablet server compacts split daughters in the background and may
+// unload them meanwhile). The compaction stops or finishes before Close
+// returns; no manifest is written after it; nothing panics.
+func TestCloseDuringCompact(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		fs := memfs.New()
+		tab := openTest(t, &Options{FS: fs, MemtableSize: 64 << 10, CompactionTrigger: 100})
+		val := []byte(strings.Repeat("v", 200))
+		for f := 0; f < 4; f++ {
+			for i := 0; i < 200; i++ {
+				if err := tab.Apply(ctx, []byte(fmt.Sprintf("r%04d", i)), []Mutation{SetCell("a", nil, int64(f+1), val)}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tab.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- tab.Compact(ctx, true) }()
+		if round%2 == 1 {
+			time.Sleep(time.Duration(round) * 100 * time.Microsecond)
+		}
+		if err := tab.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", round, err)
+		}
+		after, err := readManifest(ctx, fs, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: Compact = %v, want nil, ErrClosed or canceled", round, err)
+		}
+		later, err := readManifest(ctx, fs, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(after) != fmt.Sprint(later) {
+			t.Fatalf("round %d: the manifest changed after Close returned", round)
+		}
+	}
+}
