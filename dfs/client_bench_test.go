@@ -15,16 +15,8 @@ import (
 // `cellar bench dfs` prints the same workload beside dfs/local.
 func BenchmarkAppendSync(b *testing.B) {
 	ctx := context.Background()
-	c, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: b.TempDir(), Chunkservers: 3, ChunkSize: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := c.Client(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl := benchClient(b)
+	var err error
 	run := 0
 	for _, rec := range []int{4 << 10, 64 << 10} {
 		for _, writers := range []int{1, 8} {
@@ -72,16 +64,8 @@ func BenchmarkAppendSync(b *testing.B) {
 // (`cellar bench dfs`'s read workload) from a 3-replica cluster.
 func BenchmarkSequentialRead(b *testing.B) {
 	ctx := context.Background()
-	c, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: b.TempDir(), Chunkservers: 3, ChunkSize: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := c.Client(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl := benchClient(b)
+	var err error
 	const size = 64 << 20
 	f, err := cl.Create(ctx, "bench/read")
 	if err != nil {
@@ -110,4 +94,21 @@ func BenchmarkSequentialRead(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchClient starts a 3-chunkserver cluster on loopback (64 MiB chunks)
+// and returns a client of it; both are closed when the benchmark ends.
+func benchClient(b *testing.B) *dfs.Client {
+	ctx := context.Background()
+	c, err := dfscluster.Start(ctx, &dfscluster.Options{Dir: b.TempDir(), Chunkservers: 3, ChunkSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	cl, err := c.Client(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cl.Close() })
+	return cl
 }
