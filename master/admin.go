@@ -532,6 +532,12 @@ func (t *term) recordSplit(left, right *datapb.TabletDescriptor) {
 	if t.tablets[right.TabletId] == nil {
 		t.tablets[right.TabletId] = &tabletInfo{desc: stripServer(right), server: server, since: t.nextGenLocked()}
 	}
+	// The split's intent is cleared before it is reported: the daughters
+	// are no longer held. A scan that read the intent earlier may hold
+	// them again; the rescan this asks for releases them.
+	t.tablets[left.TabletId].held = false
+	t.tablets[right.TabletId].held = false
+	t.metaDirty = true
 }
 
 // ReportSplit records a split a tablet server committed.

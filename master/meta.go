@@ -203,7 +203,11 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 		}
 		if left := decode(metadata.QualSplitting); left != nil {
 			splits = append(splits, &splitIntent{parentKey: key, parent: cloneDesc(d), left: left})
-			held[d.TabletId] = true
+			// The left daughter too: its row may be committed while the
+			// splitting server is still opening it, and assigning it then
+			// would serve it twice. Its server adopts it from its status;
+			// resolveSplit settles it if that server is gone.
+			held[d.TabletId], held[left.TabletId] = true, true
 		}
 		descs = append(descs, d)
 	})

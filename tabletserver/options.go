@@ -86,6 +86,10 @@ type Hooks struct {
 	// on disk and before the METADATA commit. A non-nil error stops the
 	// split right there, nothing more written, as if the server had died.
 	AfterSplitOnDisk func(ctx context.Context, tablet uint64) error
+	// AfterSplitCommit runs during a split after the METADATA commit (the
+	// left daughter's row) and before the daughters are opened and served;
+	// the split goes on when it returns.
+	AfterSplitCommit func(ctx context.Context, tablet uint64)
 }
 
 // MetaWriter writes one METADATA row (table 0) atomically with sync

@@ -167,6 +167,9 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		committed = false
 		s.logger.Error("split not committed to METADATA; the master will finish it", "tablet", parent.GetTabletId(), "left", newID, "err", err)
 	}
+	if h := s.opts.Hooks.AfterSplitCommit; h != nil {
+		h(ctx, parent.GetTabletId())
+	}
 	lopts.ID = tablet.ID(newID)
 	lopts.Logger = s.logger.With("tablet", newID)
 	ropts.ID = tablet.ID(parent.GetTabletId())
