@@ -18,6 +18,12 @@
 // (a raw data file plus a "<handle>.meta" checksum sidecar, two fdatasyncs
 // per Sync) is refused with ErrOldLayout.
 //
+// While a writer syncs every few KiB (a commit log), the replica writes
+// zeros ahead of its data, 1 MiB at a time, so that the next appends
+// overwrite blocks the file already has and their fdatasync needs no
+// journal commit for a growing file; the zeros are never part of the chunk
+// (the commit slot holds its length) and are trimmed when the writer goes.
+//
 // Writes arrive as a WriteChunk stream: a header (chunk, version, start
 // offset, downstream replicas) and packets. The server forwards each
 // packet downstream before writing it locally, and acks it upstream only

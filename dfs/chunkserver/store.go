@@ -67,6 +67,49 @@ type chunk struct {
 	dirSynced bool     // the file's directory entry is durable
 	iov       [][]byte // scratch for appendLocked
 	trailers  []byte   // scratch for appendLocked
+	// Zero-ahead (see zeroAheadLocked): the file is known to hold written
+	// zeros or data up to zeroedTo (a file offset; 0 = nothing beyond the
+	// data). smallSyncs is set while the writer syncs often.
+	zeroedTo   int64
+	smallSyncs bool
+	noZero     bool // a zero-ahead write failed: do not try again
+}
+
+// Zero-ahead. A replica synced after every few KiB (a commit log) would pay
+// for a journal commit at every fdatasync, because every append grows the
+// file. While a writer's syncs cover less than smallSyncBytes each, the
+// replica writes zeros ahead of the data, zeroAheadStep at a time, so that
+// most appends overwrite blocks the file already has and their fdatasync
+// flushes data only (on this machine's ext4, a 4 KiB append + fdatasync on
+// three files at once: 540 µs; into zeroed blocks: 325 µs). The zeros are
+// never part of the chunk: the commit slot holds the length, recovery cuts
+// what lies beyond it, and closing the write handle trims them.
+const (
+	smallSyncBytes = 32 << 10
+	zeroAheadStep  = 1 << 20
+)
+
+var zeroBlock = make([]byte, zeroAheadStep)
+
+// zeroAheadLocked extends the file with zeros past end (the file offset
+// just written) when it is in small-sync mode and the zeroed room ahead is
+// short. It is an optimisation only: a failure (say, a full disk) stops it
+// for this chunk and is not reported; the data write itself reports its own.
+func (c *chunk) zeroAheadLocked(end int64) {
+	if !c.smallSyncs || c.noZero || end+zeroAheadStep/4 <= c.zeroedTo {
+		return
+	}
+	from := max(end, c.zeroedTo)
+	to := (end/zeroAheadStep + 2) * zeroAheadStep
+	for from < to {
+		n := min(to-from, zeroAheadStep)
+		if _, err := c.f.WriteAt(zeroBlock[:n], from); err != nil {
+			c.noZero = true
+			return
+		}
+		from += n
+		c.zeroedTo = from
+	}
 }
 
 func (s *store) dataPath(h uint64) string { return filepath.Join(s.dir, fmt.Sprintf("%016x.chunk", h)) }
@@ -262,6 +305,15 @@ func (c *chunk) liveLocked() error {
 
 func (c *chunk) closeFilesLocked() {
 	if c.f != nil {
+		if c.zeroedTo > 0 {
+			c.mu.RLock()
+			size, removed := fileSize(c.length), c.removed
+			c.mu.RUnlock()
+			if !removed && c.zeroedTo > size {
+				c.f.Truncate(size) // only zeros lie beyond; recovery would cut them anyway
+			}
+			c.zeroedTo = 0
+		}
 		c.f.Close()
 		c.f = nil
 	}
@@ -316,6 +368,7 @@ func (c *chunk) truncateLocked(s *store, n int64, commit bool) error {
 	if err := c.f.Truncate(fileSize(n)); err != nil {
 		return s.fail(err)
 	}
+	c.zeroedTo = 0
 	return nil
 }
 
@@ -356,6 +409,7 @@ func (c *chunk) appendLocked(s *store, version uint64, off int64, p []byte) erro
 		return s.fail(err)
 	}
 	clear(c.iov) // drop references to p
+	c.zeroAheadLocked(fileSize(length + int64(len(p))))
 	c.mu.Lock()
 	c.length += int64(len(p))
 	c.tailCRC = newTail
@@ -407,7 +461,11 @@ func (c *chunk) syncLocked(s *store) error {
 	}
 	c.mu.RLock()
 	sl := commitSlot{Seq: c.seq + 1, Handle: c.handle, Version: c.version, Length: uint64(c.length), TailCRC: c.tailCRC}
+	prevSynced := c.synced
 	c.mu.RUnlock()
+	if n := int64(sl.Length) - prevSynced; n > 0 {
+		c.smallSyncs = n < smallSyncBytes
+	}
 	enc := encodeSlot(sl)
 	if _, err := c.f.WriteAt(enc[:], slotOffset(sl.Seq)); err != nil {
 		return s.fail(err)

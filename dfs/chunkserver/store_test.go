@@ -409,3 +409,64 @@ func openTestChunk(t *testing.T, h, version uint64) (string, *store, *chunk) {
 	}
 	return dir, s, c
 }
+
+// TestStoreZeroAhead: a replica synced every few hundred bytes (a commit
+// log) has zeros written ahead of its data. A crash at any point keeps
+// exactly the synced bytes (the zeros, and a last commit whose data never
+// reached the disk, are not part of the chunk), and closing the write
+// handle trims the zeros.
+func TestStoreZeroAhead(t *testing.T) {
+	dir, s, c := openTestChunk(t, 7, 1)
+	var synced []byte
+	for i := range 300 { // 300 × 700 B: crosses blocks and a zero-ahead step
+		rec := bytes.Repeat([]byte{byte('a' + i%26)}, 700)
+		appendSync(t, s, c, 1, rec, true)
+		synced = append(synced, rec...)
+	}
+	fi, err := os.Stat(s.dataPath(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fileSize(int64(len(synced))); fi.Size() <= want {
+		t.Fatalf("file is %d bytes, want zeros ahead of the data's %d", fi.Size(), want)
+	}
+	appendSync(t, s, c, 1, []byte("written, never synced"), false)
+
+	t.Run("crash", func(t *testing.T) {
+		d := crashCopy(t, dir)
+		s2, c2 := reload(t, d, 7)
+		checkHolds(t, s2, 7, synced)
+		appendSync(t, s2, c2, 1, []byte("after"), true)
+		c2.closeFiles()
+		s3, _ := reload(t, d, 7)
+		checkHolds(t, s3, 7, append(bytes.Clone(synced), "after"...))
+	})
+	t.Run("last commit's data lost", func(t *testing.T) {
+		// The newest slot is durable but the 700 bytes it covers read as
+		// the zeros written ahead: the older commit is the chunk.
+		d := crashCopy(t, dir)
+		p := filepath.Join(d, filepath.Base(s.dataPath(7)))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(len(synced))
+		from, to := DataFileOffset(n-700), fileSize(n)
+		clear(b[from:to])
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s2, _ := reload(t, d, 7)
+		checkHolds(t, s2, 7, synced[:n-700])
+	})
+	t.Run("close trims", func(t *testing.T) {
+		c.closeFiles()
+		fi, err := os.Stat(s.dataPath(7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fileSize(c.state().length); fi.Size() != want {
+			t.Fatalf("closed file is %d bytes, want %d", fi.Size(), want)
+		}
+	})
+}
