@@ -3,9 +3,11 @@ package dfs_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -510,5 +512,83 @@ func TestMasterRestartRebuildsLocations(t *testing.T) {
 	}
 	if got := readAll(t, cl, "persist/me"); !bytes.Equal(got, want) {
 		t.Fatal("read after master restart differs")
+	}
+}
+
+// TestShortReplicaReplaced: a replica of a complete chunk whose newest
+// commit slot is damaged falls back to its older commit on restart and so
+// holds fewer bytes than the chunk. The master drops that short copy and
+// copies a full one back; with three chunkservers, its server is the only
+// place the third replica can go, so the short copy must not linger.
+func TestShortReplicaReplaced(t *testing.T) {
+	c := startCluster(t, &dfscluster.Options{Chunkservers: 3})
+	cl := dial(t, c, nil)
+	ctx := context.Background()
+	first, second := randBytes(5, 200_000), randBytes(6, 100_000)
+	f, err := cl.Create(ctx, "log/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, f, first)
+	syncFile(t, f)
+	write(t, f, second)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Clone(first), second...)
+	h, holders := newestChunkHolders(c)
+	if len(holders) != 3 {
+		t.Fatalf("chunk on %d servers, want 3", len(holders))
+	}
+	victim := c.Chunkservers[holders[0]]
+	p := victim.Running().ChunkFile(h)
+	if err := victim.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Damage the newest commit slot (the one with the higher seq, at
+	// offset 8 of each 64-byte slot; slots are at 0 and 4096).
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := 0
+	if binary.LittleEndian.Uint64(b[4096+8:]) > binary.LittleEndian.Uint64(b[8:]) {
+		newest = 4096
+	}
+	b[newest+33] ^= 0x40 // in the length field: the slot's CRC fails
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every server comes to hold the whole chunk again.
+	full := chunkserver.DataFileOffset(int64(len(want)))
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var sizes []int64
+	err = c.Poll(pctx, func() (bool, error) {
+		sizes = sizes[:0]
+		for _, n := range c.Chunkservers {
+			fi, err := os.Stat(n.Running().ChunkFile(h))
+			if err != nil {
+				sizes = append(sizes, -1)
+				continue
+			}
+			sizes = append(sizes, fi.Size())
+		}
+		return slices.Equal(sizes, []int64{full, full, full}), nil
+	})
+	if err != nil {
+		t.Fatalf("replica file sizes %v, want %d each: %v", sizes, full, err)
+	}
+	waitFullyReplicated(t, c)
+	for i, n := range c.Chunkservers {
+		if got := n.Running().Scrub(ctx); got != 0 {
+			t.Fatalf("server %d: scrub found %d corrupt replicas", i, got)
+		}
+	}
+	if got := readAll(t, cl, "log/1"); !bytes.Equal(got, want) {
+		t.Fatal("read after repair differs")
 	}
 }

@@ -661,7 +661,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 		s.corrMu.Unlock()
 		reported = 0
 		for _, d := range a.resp.Delete {
-			if c, ok := s.store.get(d.Handle); ok && c.state().version < d.BelowVersion && s.store.remove(d.Handle) {
+			if c, ok := s.store.get(d.Handle); ok && doomed(c.state(), d) && s.store.remove(d.Handle) {
 				s.log.Debug("deleted a replica the master no longer wants", "chunk", fmt.Sprintf("%x", d.Handle))
 			}
 		}
@@ -669,6 +669,15 @@ func (s *Server) heartbeat(ctx context.Context) {
 			s.enqueueReplication(rc)
 		}
 	}
+}
+
+// doomed reports whether the master's delete command d covers a replica in
+// state st (see DeleteCommand in the proto).
+func doomed(st chunkState, d *dfspb.DeleteCommand) bool {
+	if st.version >= d.BelowVersion {
+		return false
+	}
+	return d.BelowLength == 0 || st.version+1 < d.BelowVersion || uint64(st.length) < d.BelowLength
 }
 
 func (s *Server) enqueueReplication(rc *dfspb.ReplicateCommand) {

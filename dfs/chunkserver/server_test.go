@@ -2,6 +2,7 @@ package chunkserver
 
 import (
 	"bytes"
+	dfspb "cellar/proto/cellar/dfs/v1"
 	"context"
 	"os"
 	"testing"
@@ -46,5 +47,27 @@ func TestBackgroundScrubberDropsCorruptReplica(t *testing.T) {
 	defer s.corrMu.Unlock()
 	if len(s.corrupt) != 1 || s.corrupt[0] != 5 {
 		t.Fatalf("pending corrupt report %v, want [5]", s.corrupt)
+	}
+}
+
+func TestDoomed(t *testing.T) {
+	for _, tc := range []struct {
+		st   chunkState
+		d    *dfspb.DeleteCommand
+		want bool
+	}{
+		{chunkState{version: 3, length: 10}, &dfspb.DeleteCommand{BelowVersion: 4}, true},
+		{chunkState{version: 4, length: 10}, &dfspb.DeleteCommand{BelowVersion: 4}, false},
+		// A short copy at the chunk's version (4) is dropped ...
+		{chunkState{version: 4, length: 10}, &dfspb.DeleteCommand{BelowVersion: 5, BelowLength: 11}, true},
+		// ... a full one is not, nor a newer one ...
+		{chunkState{version: 4, length: 11}, &dfspb.DeleteCommand{BelowVersion: 5, BelowLength: 11}, false},
+		{chunkState{version: 5, length: 1}, &dfspb.DeleteCommand{BelowVersion: 5, BelowLength: 11}, false},
+		// ... and an older version is stale whatever its length.
+		{chunkState{version: 3, length: 99}, &dfspb.DeleteCommand{BelowVersion: 5, BelowLength: 11}, true},
+	} {
+		if got := doomed(tc.st, tc.d); got != tc.want {
+			t.Errorf("doomed(%+v, %v) = %v, want %v", tc.st, tc.d, got, tc.want)
+		}
 	}
 }

@@ -839,11 +839,19 @@ func (s *Server) graceOverLocked(now time.Time) bool {
 }
 
 // garbage lists the reported replicas nobody needs: chunks no file
-// references (deleted files, abandoned allocations) and stale versions of
-// chunks whose length is settled.
+// references (deleted files, abandoned allocations), stale versions of
+// chunks whose length is settled, and copies of such a chunk at its
+// version but shorter than its length (a replica whose newest commit slot
+// was damaged falls back to the older commit). A short copy is dropped
+// only while a full one is live: it is all that is left otherwise, and
+// fsck reports the chunk. Dropping it lets a full copy be placed on its
+// server again.
 func (s *Server) garbage(report []*dfspb.ChunkReport) []*dfspb.DeleteCommand {
 	s.fsm.mu.RLock()
 	defer s.fsm.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Clock.Now()
 	var out []*dfspb.DeleteCommand
 	for _, c := range report {
 		ref, ok := s.fsm.index[c.Handle]
@@ -854,8 +862,14 @@ func (s *Server) garbage(report []*dfspb.ChunkReport) []*dfspb.DeleteCommand {
 			continue
 		}
 		ch := s.fsm.files[ref.path].Chunks[ref.index]
-		if ch.Complete && c.Version < ch.Version {
+		switch {
+		case !ch.Complete:
+		case c.Version < ch.Version:
 			out = append(out, &dfspb.DeleteCommand{Handle: c.Handle, BelowVersion: ch.Version})
+		case c.Version == ch.Version && c.Length < ch.Length && len(s.goodLocked(ch, false, now)) > 0:
+			s.log.Warn("dropping a short replica of a complete chunk", "chunk", fmt.Sprintf("%x", c.Handle),
+				"length", c.Length, "want", ch.Length)
+			out = append(out, &dfspb.DeleteCommand{Handle: c.Handle, BelowVersion: ch.Version + 1, BelowLength: ch.Length})
 		}
 	}
 	return out

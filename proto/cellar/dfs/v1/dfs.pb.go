@@ -1572,9 +1572,15 @@ func (x *ReplicateCommand) GetSourceAddress() string {
 // only if its version is below below_version (so a block report that raced
 // with a version bump cannot delete a current replica).
 type DeleteCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	BelowVersion  uint64                 `protobuf:"varint,2,opt,name=below_version,json=belowVersion,proto3" json:"below_version,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	// The replica is deleted if its version is below below_version, except,
+	// when below_length is set, one at version below_version - 1 that holds
+	// at least below_length bytes. (The master sets it to drop a short copy
+	// of a complete chunk, one that lost its newest commit to a damaged
+	// commit slot, without risking a full copy of the same version.)
+	BelowVersion  uint64 `protobuf:"varint,2,opt,name=below_version,json=belowVersion,proto3" json:"below_version,omitempty"`
+	BelowLength   uint64 `protobuf:"varint,3,opt,name=below_length,json=belowLength,proto3" json:"below_length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1619,6 +1625,13 @@ func (x *DeleteCommand) GetHandle() uint64 {
 func (x *DeleteCommand) GetBelowVersion() uint64 {
 	if x != nil {
 		return x.BelowVersion
+	}
+	return 0
+}
+
+func (x *DeleteCommand) GetBelowLength() uint64 {
+	if x != nil {
+		return x.BelowLength
 	}
 	return 0
 }
@@ -3211,10 +3224,11 @@ const file_cellar_dfs_v1_dfs_proto_rawDesc = "" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x04R\x06length\x12%\n" +
-	"\x0esource_address\x18\x04 \x01(\tR\rsourceAddress\"L\n" +
+	"\x0esource_address\x18\x04 \x01(\tR\rsourceAddress\"o\n" +
 	"\rDeleteCommand\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12#\n" +
-	"\rbelow_version\x18\x02 \x01(\x04R\fbelowVersion\"\xa0\x01\n" +
+	"\rbelow_version\x18\x02 \x01(\x04R\fbelowVersion\x12!\n" +
+	"\fbelow_length\x18\x03 \x01(\x04R\vbelowLength\"\xa0\x01\n" +
 	"\x11HeartbeatResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\bR\x06leader\x124\n" +
 	"\x06delete\x18\x02 \x03(\v2\x1c.cellar.dfs.v1.DeleteCommandR\x06delete\x12=\n" +
