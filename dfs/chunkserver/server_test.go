@@ -2,13 +2,13 @@ package chunkserver
 
 import (
 	"bytes"
-	dfspb "cellar/proto/cellar/dfs/v1"
 	"context"
 	"os"
 	"testing"
 	"time"
 
 	"cellar/internal/clock"
+	dfspb "cellar/proto/cellar/dfs/v1"
 )
 
 // TestBackgroundScrubberDropsCorruptReplica: the scrubber goroutine, driven
