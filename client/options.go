@@ -140,8 +140,9 @@ func collectApply(opts []ApplyOption) applyOptions {
 type ReadOption interface{ readOpt(*readOptions) }
 
 type readOptions struct {
-	filter Filter
-	limit  int64
+	filter       Filter
+	limit        int64
+	noBlockCache bool
 }
 
 type filterOpt struct{ f Filter }
@@ -157,6 +158,16 @@ func (l limitOpt) readOpt(o *readOptions) { o.limit = int64(l) }
 
 // LimitRows stops a read after n rows (n <= 0: no limit).
 func LimitRows(n int64) ReadOption { return limitOpt(n) }
+
+type noBlockCacheOpt struct{}
+
+func (noBlockCacheOpt) readOpt(o *readOptions) { o.noBlockCache = true }
+
+// NoBlockCache keeps a read from filling the tablet servers' block caches
+// with the blocks it loads (blocks already cached are still used), so that
+// a full scan, a MapReduce input say, does not evict what other reads keep
+// hot. HBase's Scan.setCacheBlocks(false).
+func NoBlockCache() ReadOption { return noBlockCacheOpt{} }
 
 func collectRead(opts []ReadOption) readOptions {
 	var o readOptions

@@ -41,7 +41,7 @@ func (t *Table) ReadRows(ctx context.Context, arg RowSet, f func(Row) bool, opts
 	}
 	ctx, cancel := t.c.callCtx(ctx)
 	defer cancel()
-	r := &rowReader{t: t, f: f, filter: filter, limit: o.limit, pending: segs, b: t.c.newBackoff()}
+	r := &rowReader{t: t, f: f, filter: filter, limit: o.limit, noCache: o.noBlockCache, pending: segs, b: t.c.newBackoff()}
 	return r.run(ctx)
 }
 
@@ -51,6 +51,7 @@ type rowReader struct {
 	f       func(Row) bool
 	filter  *datapb.RowFilter
 	limit   int64
+	noCache bool
 	pending []segment // what is still to read, sorted
 	b       *backoff
 
@@ -120,7 +121,7 @@ func (r *rowReader) readTablet(ctx context.Context, id uint64, loc *tabletLoc) (
 		}
 		rs.RowRanges = append(rs.RowRanges, rr)
 	}
-	req := &tabletpb.ReadRowsRequest{TableId: id, Rows: rs, Filter: r.filter}
+	req := &tabletpb.ReadRowsRequest{TableId: id, Rows: rs, Filter: r.filter, NoBlockCache: r.noCache}
 	if r.limit > 0 {
 		req.RowsLimit = r.limit - r.delivered
 	}

@@ -242,7 +242,9 @@ type tableReader struct {
 
 func (r *tableReader) scan(ctx context.Context) error {
 	tbl := r.s.in.Client.Open(r.s.in.Table)
-	var opts []client.ReadOption
+	// A split reads its range once: its blocks would only evict the
+	// serving reads' hot set from the block cache.
+	opts := []client.ReadOption{client.NoBlockCache()}
 	if r.s.filter != nil {
 		opts = append(opts, client.RowFilter(r.s.filter))
 	}

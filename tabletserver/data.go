@@ -317,7 +317,7 @@ func (s *Server) readRows(req *tabletpb.ReadRowsRequest, stream tabletpb.TabletS
 			}
 			continue
 		}
-		if err := t.Scan(ctx, &tablet.ScanOptions{Start: sg.start, End: sg.end}, visit); err != nil {
+		if err := t.Scan(ctx, &tablet.ScanOptions{Start: sg.start, End: sg.end, NoCacheFill: req.GetNoBlockCache()}, visit); err != nil {
 			return tabletErr(err)
 		}
 		if sendErr != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"cellar/lock"
 	datapb "cellar/proto/cellar/data/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
+	"cellar/sstable"
 	"cellar/tablet"
 )
 
@@ -396,5 +398,36 @@ func TestReadModifyWrite_ConcurrentIncrementsAreLinearizable(t *testing.T) {
 	}
 	if got := binary.BigEndian.Uint64(rows[0].Cells[0].Value); got != workers*each {
 		t.Fatalf("counter = %d after %d concurrent increments", got, workers*each)
+	}
+}
+
+// TestReadRows_NoBlockCache: a read with no_block_cache leaves the block
+// cache as it found it; the same read without it fills the cache.
+func TestReadRows_NoBlockCache(t *testing.T) {
+	e := newEnv(t)
+	cache := sstable.NewCache(16 << 20)
+	ts := e.startServer(lock.ClientOptions{}, func(o *Options) { o.Cache = cache })
+	e.load(ts, e.newTablet("", "m"))
+	for i := range 200 {
+		if err := ts.mutate(e.ctx, fmt.Sprintf("a%04d", i), set("cf", "q", 1, strings.Repeat("v", 1000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ts.cl.FlushTablet(e.ctx, &tabletpb.FlushTabletRequest{TableId: testTable}); err != nil {
+		t.Fatal(err)
+	}
+	before := cache.Stats().Size
+	rows, _, err := ts.read(e.ctx, &tabletpb.ReadRowsRequest{Rows: rangeSet("a", "b"), NoBlockCache: true})
+	if err != nil || len(rows) != 200 {
+		t.Fatalf("read = %d rows, %v", len(rows), err)
+	}
+	if got := cache.Stats().Size; got != before {
+		t.Fatalf("block cache went from %d to %d bytes on a no_block_cache read", before, got)
+	}
+	if rows, _, err = ts.read(e.ctx, &tabletpb.ReadRowsRequest{Rows: rangeSet("a", "b")}); err != nil || len(rows) != 200 {
+		t.Fatalf("read = %d rows, %v", len(rows), err)
+	}
+	if got := cache.Stats().Size; got <= before {
+		t.Fatalf("block cache at %d bytes after a cached read, was %d", got, before)
 	}
 }

@@ -300,11 +300,15 @@ func (x *MutateRowsResponse) GetResults() []*MutateRowsResponse_Result {
 }
 
 type ReadRowsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TableId       uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
-	Rows          *v1.RowSet             `protobuf:"bytes,2,opt,name=rows,proto3" json:"rows,omitempty"` // rows outside this server's tablets are skipped
-	Filter        *v1.RowFilter          `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
-	RowsLimit     int64                  `protobuf:"varint,4,opt,name=rows_limit,json=rowsLimit,proto3" json:"rows_limit,omitempty"` // 0: no limit
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TableId   uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	Rows      *v1.RowSet             `protobuf:"bytes,2,opt,name=rows,proto3" json:"rows,omitempty"` // rows outside this server's tablets are skipped
+	Filter    *v1.RowFilter          `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	RowsLimit int64                  `protobuf:"varint,4,opt,name=rows_limit,json=rowsLimit,proto3" json:"rows_limit,omitempty"` // 0: no limit
+	// Do not add the blocks this read loads to the server's block cache (a
+	// full scan, such as a MapReduce input, that would evict the hot set;
+	// HBase's Scan.setCacheBlocks(false)).
+	NoBlockCache  bool `protobuf:"varint,5,opt,name=no_block_cache,json=noBlockCache,proto3" json:"no_block_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -365,6 +369,13 @@ func (x *ReadRowsRequest) GetRowsLimit() int64 {
 		return x.RowsLimit
 	}
 	return 0
+}
+
+func (x *ReadRowsRequest) GetNoBlockCache() bool {
+	if x != nil {
+		return x.NoBlockCache
+	}
+	return false
 }
 
 type ReadRowsResponse struct {
@@ -1742,13 +1753,14 @@ const file_cellar_tablet_v1_tablet_proto_rawDesc = "" +
 	"\x06Result\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xaa\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xd0\x01\n" +
 	"\x0fReadRowsRequest\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12*\n" +
 	"\x04rows\x18\x02 \x01(\v2\x16.cellar.data.v1.RowSetR\x04rows\x121\n" +
 	"\x06filter\x18\x03 \x01(\v2\x19.cellar.data.v1.RowFilterR\x06filter\x12\x1d\n" +
 	"\n" +
-	"rows_limit\x18\x04 \x01(\x03R\trowsLimit\"\xaa\x01\n" +
+	"rows_limit\x18\x04 \x01(\x03R\trowsLimit\x12$\n" +
+	"\x0eno_block_cache\x18\x05 \x01(\bR\fnoBlockCache\"\xaa\x01\n" +
 	"\x10ReadRowsResponse\x12'\n" +
 	"\x04rows\x18\x01 \x03(\v2\x13.cellar.data.v1.RowR\x04rows\x12/\n" +
 	"\x14last_scanned_row_key\x18\x02 \x01(\fR\x11lastScannedRowKey\x12\x1d\n" +
