@@ -279,8 +279,9 @@ func (s *logStore) close() error {
 
 // crash abandons the queue as a process crash would: nothing queued is
 // written, waiters get errCrashed, the writer exits once its current disk
-// write (if any) returns. For tests.
-func (s *logStore) crash() {
+// write (if any) returns; release, if set, makes a test's held disk return.
+// For tests.
+func (s *logStore) crash(release func()) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = errCrashed
@@ -291,6 +292,9 @@ func (s *logStore) crash() {
 		close(s.stop)
 	}
 	s.mu.Unlock()
+	if release != nil {
+		release() // a disk write in progress fails instead of writing
+	}
 	<-s.done
 }
 

@@ -303,8 +303,8 @@ func (n *Node) Close() error {
 
 // crash stops the node as a process crash would, as far as its disk is
 // concerned: nothing still queued by the leader is written. For tests.
-func (n *Node) crash() {
-	n.logs.crash()
+func (n *Node) crash(releaseDisk func()) {
+	n.logs.crash(releaseDisk)
 	n.Raft.Shutdown().Error()
 	if c, ok := n.transport.(io.Closer); ok {
 		c.Close()
@@ -375,6 +375,9 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 // must already have committed an entry of its own term (a Barrier when it
 // took over), which callers arrange.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if err := n.stopping(); err != nil {
+		return 0, err
+	}
 	idx := n.Raft.CommitIndex()
 	if err := awaitFuture(ctx, n.Raft.VerifyLeader()); err != nil {
 		return 0, err
