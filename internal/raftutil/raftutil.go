@@ -3,9 +3,25 @@
 // snapshot store, a TCP transport (or an injected one for tests), bootstrap
 // from a peer list, and ctx-taking wrappers over raft's timeout-taking calls.
 //
+// The leader writes its log in parallel with replication (leaderlog.go):
+// while a node leads, its log store queues new entries and a writer
+// goroutine commits them to bbolt, so a commit waits for the slower of the
+// leader's and a follower's disk instead of both in turn. Since raft counts
+// the leader's queued copy towards a quorum, raftutil makes sure nothing
+// acts on an entry before it is on the leader's disk: the caller's FSM is
+// wrapped so that it applies (and a client is answered) only then, the
+// commit index sent to followers is clamped below the first queued entry,
+// and AddVoter/RemoveServer wait for the leader's disk. Followers write
+// synchronously, as before. A failed queued write shuts raft down; the
+// clients of entries it held get an error that means outcome unknown
+// (raft.ErrRaftShutdown or raft.ErrLeadershipLost in the chain). Reads are
+// unchanged. The FSM wrapper passes through Apply, Snapshot and Restore
+// only (raft's optional BatchingFSM and ConfigurationStore are not offered).
+//
 // It owns no state machine: the caller passes a raft.FSM. A Node is safe for
-// concurrent use. Lifecycle: Open, then Close (which shuts raft down and
-// closes the stores and the transport it made).
+// concurrent use. Lifecycle: Open, then Close (which shuts raft down, writes
+// what the leader still had queued, and closes the stores and the transport
+// it made).
 package raftutil
 
 import (
