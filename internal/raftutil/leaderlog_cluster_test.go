@@ -558,4 +558,6 @@ func TestLeaderLog_CrashWithQueuedEntries(t *testing.T) {
 	t.Logf("%d operations, %d entries agreed", len(h.ops), len(want))
 }
 
+// testLogOut receives the test clusters' raft logs; point it at os.Stderr
+// when debugging.
 var testLogOut io.Writer = io.Discard
