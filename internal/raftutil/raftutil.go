@@ -3,9 +3,25 @@
 // snapshot store, a TCP transport (or an injected one for tests), bootstrap
 // from a peer list, and ctx-taking wrappers over raft's timeout-taking calls.
 //
+// The leader writes its log in parallel with replication (leaderlog.go):
+// while a node leads, its log store queues new entries and a writer
+// goroutine commits them to bbolt, so a commit waits for the slower of the
+// leader's and a follower's disk instead of both in turn. Since raft counts
+// the leader's queued copy towards a quorum, raftutil makes sure nothing
+// acts on an entry before it is on the leader's disk: the caller's FSM is
+// wrapped so that it applies (and a client is answered) only then, the
+// commit index sent to followers is clamped below the first queued entry,
+// and AddVoter/RemoveServer wait for the leader's disk. Followers write
+// synchronously, as before. A failed queued write shuts raft down; the
+// clients of entries it held get an error that means outcome unknown
+// (raft.ErrRaftShutdown or raft.ErrLeadershipLost in the chain). Reads are
+// unchanged. The FSM wrapper passes through Apply, Snapshot and Restore
+// only (raft's optional BatchingFSM and ConfigurationStore are not offered).
+//
 // It owns no state machine: the caller passes a raft.FSM. A Node is safe for
-// concurrent use. Lifecycle: Open, then Close (which shuts raft down and
-// closes the stores and the transport it made).
+// concurrent use. Lifecycle: Open, then Close (which shuts raft down, writes
+// what the leader still had queued, and closes the stores and the transport
+// it made).
 package raftutil
 
 import (
@@ -18,6 +34,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -73,6 +91,10 @@ type Options struct {
 	// nil means slog.Default().
 	Logger  *slog.Logger
 	Verbose bool
+
+	// wrapDisk, if set, wraps the bbolt log store under the leader's queue
+	// (tests: slow or failing disks).
+	wrapDisk func(raft.LogStore) raft.LogStore
 }
 
 func (o Options) withDefaults() Options {
@@ -118,10 +140,15 @@ func (o Options) Validate() error {
 // Node is one raft replica.
 type Node struct {
 	Raft      *raft.Raft
-	store     *raftboltdb.BoltStore
+	store     *raftboltdb.BoltStore // stable store, and the log's disk
+	logs      *logStore             // the LogStore raft uses (leaderlog.go)
 	transport raft.Transport
 	ownsTrans bool
 	log       *slog.Logger
+
+	raftPtr  atomic.Pointer[raft.Raft] // for logs, which exists before raft
+	failOnce sync.Once
+	failDone chan struct{} // closed once a failed log write has shut raft down
 }
 
 // Open starts a raft replica with fsm, bootstrapping a new cluster from
@@ -167,23 +194,30 @@ func Open(opts Options, fsm raft.FSM) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("cellar/raftutil: open snapshot store: %w", err)
 	}
-	n := &Node{store: store, transport: opts.Transport, log: log}
+	var disk raft.LogStore = store
+	if opts.wrapDisk != nil {
+		disk = opts.wrapDisk(store)
+	}
+	n := &Node{store: store, transport: opts.Transport, log: log, failDone: make(chan struct{})}
+	n.logs = newLogStore(disk, n.leading, n.fail)
 	if n.transport == nil {
 		var adv net.Addr
 		if opts.Advertise != "" {
 			if adv, err = net.ResolveTCPAddr("tcp", opts.Advertise); err != nil {
+				n.logs.close()
 				store.Close()
 				return nil, fmt.Errorf("cellar/raftutil: advertise address: %w", err)
 			}
 		}
 		t, err := raft.NewTCPTransportWithLogger(opts.Bind, adv, 3, 10*time.Second, hl)
 		if err != nil {
+			n.logs.close()
 			store.Close()
 			return nil, fmt.Errorf("cellar/raftutil: listen %s: %w", opts.Bind, err)
 		}
 		n.transport, n.ownsTrans = t, true
 	}
-	existing, err := raft.HasExistingState(store, store, snaps)
+	existing, err := raft.HasExistingState(n.logs, store, snaps)
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("cellar/raftutil: %w", err)
@@ -197,17 +231,21 @@ func Open(opts Options, fsm raft.FSM) (*Node, error) {
 			}
 			cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: addr})
 		}
-		if err := raft.BootstrapCluster(conf, store, store, snaps, n.transport, cfg); err != nil {
+		if err := raft.BootstrapCluster(conf, n.logs, store, snaps, n.transport, cfg); err != nil {
 			n.closeStores()
 			return nil, fmt.Errorf("cellar/raftutil: bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(conf, fsm, store, store, snaps, n.transport)
+	// The leader's log is written in parallel with replication; the FSM
+	// and transport wrappers keep anything from acting on an entry before
+	// it is on the leader's disk (leaderlog.go).
+	r, err := raft.NewRaft(conf, &gatedFSM{fsm: fsm, logs: n.logs}, n.logs, store, snaps, wrapTransport(n.transport, n.logs))
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("cellar/raftutil: %w", err)
 	}
 	n.Raft = r
+	n.raftPtr.Store(r)
 	log.Info("raft started", "addr", string(n.transport.LocalAddr()), "existing_state", existing)
 	return n, nil
 }
@@ -218,7 +256,41 @@ func (n *Node) closeStores() {
 			c.Close()
 		}
 	}
+	n.logs.close()
 	n.store.Close()
+}
+
+// leading reports whether raft is the leader now. raft calls StoreLogs
+// from its main goroutine, which also makes every state change but
+// Shutdown, so the answer holds for the call that asks.
+func (n *Node) leading() bool {
+	r := n.raftPtr.Load()
+	return r != nil && r.State() == raft.Leader
+}
+
+// fail stops the node after a failed leader log write (called once, by the
+// log writer): held entries are answered with an error by gatedFSM.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		r := n.raftPtr.Load()
+		if r == nil {
+			close(n.failDone)
+			return
+		}
+		n.log.Error("leader log write failed; shutting raft down", "err", err)
+		go func() {
+			defer close(n.failDone)
+			r.Shutdown().Error()
+		}()
+	})
+}
+
+// waitFailed waits for fail's shutdown, if a failed write started one.
+func (n *Node) waitFailed() {
+	if n.logs.failed() != nil && !errors.Is(n.logs.failed(), errCrashed) {
+		n.fail(n.logs.failed()) // no-op if it ran; closes failDone otherwise
+		<-n.failDone
+	}
 }
 
 // Addr is the raft transport address of this node.
@@ -227,6 +299,7 @@ func (n *Node) Addr() string { return string(n.transport.LocalAddr()) }
 // Close shuts raft down and releases the stores and the transport.
 func (n *Node) Close() error {
 	err := n.Raft.Shutdown().Error()
+	n.waitFailed()
 	if c, ok := n.transport.(io.Closer); ok {
 		c.Close()
 	}
@@ -235,10 +308,27 @@ func (n *Node) Close() error {
 	if cs, ok := n.transport.(interface{ CloseStreams() }); ok {
 		cs.CloseStreams()
 	}
+	if lerr := n.logs.close(); err == nil {
+		err = lerr
+	}
 	if cerr := n.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// crash stops the node as a process crash would, as far as its disk is
+// concerned: nothing still queued by the leader is written. For tests.
+func (n *Node) crash(releaseDisk func()) {
+	n.logs.crash(releaseDisk)
+	n.Raft.Shutdown().Error()
+	if c, ok := n.transport.(io.Closer); ok {
+		c.Close()
+	}
+	if cs, ok := n.transport.(interface{ CloseStreams() }); ok {
+		cs.CloseStreams()
+	}
+	n.store.Close()
 }
 
 func timeout(ctx context.Context) time.Duration {
@@ -273,6 +363,9 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 	if err := awaitFuture(ctx, f); err != nil {
 		return nil, err
 	}
+	if h, ok := f.Response().(heldError); ok {
+		return nil, h.err
+	}
 	return f.Response(), nil
 }
 
@@ -280,6 +373,9 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 // as linearizable reads require; then Barrier-free reads of the FSM on this
 // node observe every write acknowledged before the call.
 func (n *Node) VerifyLeader(ctx context.Context) error {
+	if err := n.stopping(); err != nil {
+		return err
+	}
 	if err := awaitFuture(ctx, n.Raft.VerifyLeader()); err != nil {
 		return err
 	}
@@ -295,8 +391,14 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 // must already have committed an entry of its own term (a Barrier when it
 // took over), which callers arrange.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if err := n.stopping(); err != nil {
+		return 0, err
+	}
 	idx := n.Raft.CommitIndex()
 	if err := awaitFuture(ctx, n.Raft.VerifyLeader()); err != nil {
+		return 0, err
+	}
+	if err := n.stopping(); err != nil {
 		return 0, err
 	}
 	return idx, nil
@@ -316,6 +418,15 @@ func awaitFuture(ctx context.Context, f raft.Future) error {
 	}
 }
 
+// stopping is ErrShutdown once a failed log write is stopping the node: its
+// FSM applies nothing more, so it must serve no more reads.
+func (n *Node) stopping() error {
+	if err := n.logs.failed(); err != nil {
+		return fmt.Errorf("%w: %w", ErrShutdown, err)
+	}
+	return nil
+}
+
 // IsLeader reports whether this node believes it is the leader.
 func (n *Node) IsLeader() bool { return n.Raft.State() == raft.Leader }
 
@@ -327,16 +438,31 @@ func (n *Node) Leader() (addr, id string) {
 
 // FirstIndex is the first index still in the log store (it grows as
 // snapshots truncate the log).
-func (n *Node) FirstIndex() (uint64, error) { return n.store.FirstIndex() }
+func (n *Node) FirstIndex() (uint64, error) { return n.logs.FirstIndex() }
 
-// AddVoter adds a voter (leader only).
+// AddVoter adds a voter (leader only). Like every acknowledged change, it
+// returns once the configuration entry is also on this node's disk.
 func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
-	return MapErr(n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout(ctx)).Error())
+	return n.awaitConfig(n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout(ctx)))
 }
 
-// RemoveServer removes a server from the configuration (leader only).
+// RemoveServer removes a server from the configuration (leader only), as
+// AddVoter.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
-	return MapErr(n.Raft.RemoveServer(raft.ServerID(id), 0, timeout(ctx)).Error())
+	return n.awaitConfig(n.Raft.RemoveServer(raft.ServerID(id), 0, timeout(ctx)))
+}
+
+// awaitConfig waits for a configuration change to commit and then for its
+// entry to reach this node's disk: raft answers configuration futures
+// without the FSM, so gatedFSM does not hold them.
+func (n *Node) awaitConfig(f raft.IndexFuture) error {
+	if err := f.Error(); err != nil {
+		return MapErr(err)
+	}
+	if err := n.logs.waitDurable(f.Index()); err != nil {
+		return fmt.Errorf("%w: %w: %w", ErrShutdown, raft.ErrRaftShutdown, err)
+	}
+	return nil
 }
 
 // Servers returns the current configuration.
