@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
@@ -135,6 +137,40 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.conns[addr] = cc
 	return cc, nil
 }
+
+// reachable reports whether a request sent to addr now would reach the
+// server. A connection that is not up (a fresh one, or one whose server
+// went away) is brought up first, waiting at most reachWait: a server
+// that refuses the connection is unreachable, and a request not sent
+// cannot have been applied. A connection that is up, or still trying when
+// the wait ends, counts as reachable: the request is sent and its outcome
+// is whatever the server says.
+func (c *Client) reachable(ctx context.Context, addr string) bool {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, reachWait)
+	defer cancel()
+	for {
+		switch st := cc.GetState(); st {
+		case connectivity.Ready:
+			return true
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return false
+		case connectivity.Idle:
+			cc.Connect()
+			fallthrough
+		default: // Idle, Connecting
+			if !cc.WaitForStateChange(ctx, st) {
+				return true // still trying: send and let the server answer
+			}
+		}
+	}
+}
+
+// reachWait bounds reachable's wait for a connection to come up.
+const reachWait = time.Second
 
 func (c *Client) tabletClient(addr string) (tabletpb.TabletServerClient, error) {
 	cc, err := c.conn(addr)

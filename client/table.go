@@ -14,6 +14,9 @@ import (
 // and retrying with backoff inside ctx (default deadline 60s):
 //
 //   - NOT_SERVING (nothing applied): drop the cache entry, relocate, retry;
+//   - a write that is not idempotent is not sent to a server whose
+//     connection cannot be brought up (refused: the server is down); it is
+//     relocated and retried like NOT_SERVING;
 //   - other UNAVAILABLE (server unreachable, connection broken): retried
 //     if idempotent; otherwise the call fails with ErrOutcomeUnknown, since
 //     the write may have been applied;
@@ -42,10 +45,22 @@ func (t *Table) rowOp(ctx context.Context, row []byte, idempotent bool, what str
 		if err != nil {
 			return err
 		}
-		err = wireErr(fn(ctx, cl, id))
+		// A write that is not idempotent is sent only to a server that is
+		// reachable: one that is down (its tablets being recovered
+		// elsewhere) would turn every attempt into ErrOutcomeUnknown,
+		// when an unsent request is certainly not applied.
+		sent := idempotent || t.c.reachable(ctx, loc.addr)
+		if sent {
+			err = wireErr(fn(ctx, cl, id))
+		} else {
+			err = fmt.Errorf("%w: tablet server %s unreachable (request not sent)", ErrUnavailable, loc.addr)
+		}
 		switch {
 		case err == nil:
 			return nil
+		case !sent:
+			t.c.cache.invalidate(loc)
+			t.c.log.Debug("unreachable; relocating", "table", t.name, "addr", loc.addr)
 		case isNotServing(err):
 			t.c.log.Debug("not serving; relocating", "table", t.name, "tablet", loc.tablet, "addr", loc.addr, "err", err)
 			t.c.cache.invalidate(loc)
@@ -91,6 +106,12 @@ func validRow(row string) error {
 // timestamps is idempotent and is retried on transient failures; one with
 // a ServerTime Set is retried only when the server refused it before
 // applying (NOT_SERVING), and otherwise fails with ErrOutcomeUnknown.
+// Idempotent means applying it twice leaves what applying it once does,
+// not that nothing comes between: if the first attempt was applied before
+// the failure, the retry applies it again, after any other writer's
+// mutation of the same cell at the same timestamp (the later write of a
+// version wins), as in Bigtable and HBase. Writers that must not undo each
+// other write distinct timestamps or use ServerTime.
 // Errors: ErrInvalidArgument (empty row, nil or empty mutation, bad
 // family name), ErrUnknownFamily, ErrLimit, ErrTableNotFound,
 // ErrOutcomeUnknown, ErrUnavailable.

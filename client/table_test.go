@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"cellar/internal/metadata"
@@ -401,5 +402,46 @@ func TestClosedClient(t *testing.T) {
 	m.Set("cf", "q", 1, nil)
 	if err := e.client.Open("t").Apply(ctx, "r", m); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Apply after Close = %v, want ErrClosed", err)
+	}
+}
+
+// A write that is not idempotent is not sent to a server that is down
+// (its connection is refused): it cannot have been applied there, so it
+// relocates and succeeds on the tablet's new server instead of failing
+// with ErrOutcomeUnknown.
+func TestNonIdempotentWriteSkipsDownServer(t *testing.T) {
+	e := newTestEnv(t, 3)
+	e.addTable("t", 7, nil, []int{1})
+	ctx := testCtx(t)
+	tbl := e.client.Open("t")
+	m := NewMutation()
+	m.Set("cf", "q", ServerTime, []byte("v1"))
+	if err := tbl.Apply(ctx, "r", m); err != nil {
+		t.Fatal(err)
+	}
+	// Server 1 dies; its tablet is recovered on server 2.
+	e.servers[1].srv.Stop()
+	e.move(7, 100, nil, nil, 1, 2)
+	cc, err := e.client.conn(e.servers[1].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cc.GetState() == connectivity.Ready { // until the client noticed
+		if !cc.WaitForStateChange(ctx, connectivity.Ready) {
+			t.Fatal("connection to the stopped server still ready")
+		}
+	}
+	m2 := NewMutation()
+	m2.Set("cf", "q", ServerTime, []byte("v2"))
+	if err := tbl.Apply(ctx, "r", m2); err != nil {
+		t.Fatalf("Apply(ServerTime) with the old server down = %v, want success on the new one", err)
+	}
+	rmw := NewReadModifyWrite()
+	rmw.Increment("cf", "n", 1)
+	if _, err := tbl.ApplyReadModifyWrite(ctx, "r", rmw); err != nil {
+		t.Fatalf("ApplyReadModifyWrite = %v", err)
+	}
+	if n := e.servers[2].callCount("MutateRow"); n != 1 {
+		t.Errorf("new server MutateRow calls = %d, want 1", n)
 	}
 }
