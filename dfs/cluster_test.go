@@ -67,7 +67,38 @@ func readAll(t *testing.T, fs dfs.FS, name string) []byte {
 	return b
 }
 
-func TestConformance(t *testing.T) {
+// writeMode is how a test creates the files it writes: down the replica
+// chain (Create) or fanned out to every replica (CreateLog).
+type writeMode struct {
+	name   string
+	fanOut bool
+}
+
+func (m writeMode) create(ctx context.Context, cl *dfs.Client, name string) (dfs.File, error) {
+	if m.fanOut {
+		return cl.CreateLog(ctx, name)
+	}
+	return cl.Create(ctx, name)
+}
+
+// bothModes runs test once per write mode.
+func bothModes(t *testing.T, test func(*testing.T, writeMode)) {
+	for _, m := range []writeMode{{"chain", false}, {"fanout", true}} {
+		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
+}
+
+// logFS creates every file with CreateLog (fan-out), for the conformance
+// suite.
+type logFS struct{ *dfs.Client }
+
+func (f logFS) Create(ctx context.Context, name string) (dfs.File, error) {
+	return f.CreateLog(ctx, name)
+}
+
+func TestConformance(t *testing.T) { bothModes(t, testConformance) }
+
+func testConformance(t *testing.T, mode writeMode) {
 	c := startCluster(t, nil)
 	dfstest.RunConformance(t, func(t *testing.T) dfs.FS {
 		cl := dial(t, c, nil)
@@ -90,19 +121,24 @@ func TestConformance(t *testing.T) {
 			}
 		}
 		clear("")
+		if mode.fanOut {
+			return logFS{cl}
+		}
 		return cl
 	})
 }
 
 // TestWriteReadAcrossChunks writes a file of several 1 MiB chunks in odd
 // sized writes and reads it back at every chunk boundary.
-func TestWriteReadAcrossChunks(t *testing.T) {
+func TestWriteReadAcrossChunks(t *testing.T) { bothModes(t, testWriteReadAcrossChunks) }
+
+func testWriteReadAcrossChunks(t *testing.T, mode writeMode) {
 	c := startCluster(t, nil)
 	cl := dial(t, c, nil)
 	ctx := context.Background()
 	const seed = 1
 	want := randBytes(seed, 3<<20+12345)
-	f, err := cl.Create(ctx, "big/file")
+	f, err := mode.create(ctx, cl, "big/file")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +254,13 @@ func TestRackAwarePlacement(t *testing.T) {
 // TestSyncConcurrentWithWrite: one goroutine appends while another syncs
 // (a commit log's group commit); every byte arrives in order and a Sync
 // returns with everything written before it durable.
-func TestSyncConcurrentWithWrite(t *testing.T) {
+func TestSyncConcurrentWithWrite(t *testing.T) { bothModes(t, testSyncConcurrentWithWrite) }
+
+func testSyncConcurrentWithWrite(t *testing.T, mode writeMode) {
 	c := startCluster(t, nil)
 	cl := dial(t, c, nil)
 	ctx := context.Background()
-	f, err := cl.Create(ctx, "wal")
+	f, err := mode.create(ctx, cl, "wal")
 	if err != nil {
 		t.Fatal(err)
 	}

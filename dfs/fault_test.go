@@ -79,12 +79,14 @@ func newestChunkHolders(c *dfscluster.Cluster) (dfs.ChunkHandle, []int) {
 // TestKillChunkserverMidWrite: a pipeline replica dies in the middle of a
 // write; the writer carries on with the others, every byte synced before
 // and after is readable, and re-replication restores three replicas.
-func TestKillChunkserverMidWrite(t *testing.T) {
+func TestKillChunkserverMidWrite(t *testing.T) { bothModes(t, testKillChunkserverMidWrite) }
+
+func testKillChunkserverMidWrite(t *testing.T, mode writeMode) {
 	c := startCluster(t, nil)
 	cl := dial(t, c, nil)
 	ctx := context.Background()
 	want := randBytes(2, 4<<20+777)
-	f, err := cl.Create(ctx, "wal/log")
+	f, err := mode.create(ctx, cl, "wal/log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +269,16 @@ func TestMasterLeaderKilled(t *testing.T) {
 // lease; when it resumes, its writes fail with ErrLeaseLost and the file
 // holds exactly what was synced before the recovery.
 func TestRecoverLeaseFencesPausedWriter(t *testing.T) {
+	bothModes(t, testRecoverLeaseFencesPausedWriter)
+}
+
+func testRecoverLeaseFencesPausedWriter(t *testing.T, mode writeMode) {
 	c := startCluster(t, &dfscluster.Options{ChunkSize: 4 << 20})
 	zombie := dial(t, c, nil)
 	master := dial(t, c, nil)
 	ctx := context.Background()
 	synced := randBytes(6, 3<<19)
-	f, err := zombie.Create(ctx, "logs/server1")
+	f, err := mode.create(ctx, zombie, "logs/server1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +313,9 @@ func TestRecoverLeaseFencesPausedWriter(t *testing.T) {
 // TestFailingDisksRoutedAround: one chunkserver's fsync fails and another's
 // disk is full; writes route around both, which report themselves unhealthy
 // and get no new replicas.
-func TestFailingDisksRoutedAround(t *testing.T) {
+func TestFailingDisksRoutedAround(t *testing.T) { bothModes(t, testFailingDisksRoutedAround) }
+
+func testFailingDisksRoutedAround(t *testing.T, mode writeMode) {
 	c := startCluster(t, &dfscluster.Options{Chunkservers: 5, Faults: func(i int) chunkserver.Faults {
 		switch i {
 		case 0:
@@ -322,7 +330,7 @@ func TestFailingDisksRoutedAround(t *testing.T) {
 	for n := 0; n < 4; n++ {
 		want := randBytes(uint64(10+n), 1<<20+1000)
 		name := fmt.Sprintf("f%d", n)
-		f, err := cl.Create(ctx, name)
+		f, err := mode.create(ctx, cl, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +408,9 @@ func TestLeaseHardLimit(t *testing.T) {
 // TestHungReplicaRoutedAround: a pipeline replica that stops answering (a
 // paused process, a stuck disk) is reported by its upstream after the
 // chunkservers' ack timeout; the writer drops it and carries on.
-func TestHungReplicaRoutedAround(t *testing.T) {
+func TestHungReplicaRoutedAround(t *testing.T) { bothModes(t, testHungReplicaRoutedAround) }
+
+func testHungReplicaRoutedAround(t *testing.T, mode writeMode) {
 	var hang, blocked atomic.Int32
 	hang.Store(-1)
 	release := make(chan struct{})
@@ -418,7 +428,7 @@ func TestHungReplicaRoutedAround(t *testing.T) {
 	cl := dial(t, c, &dfs.ClientOptions{PipelineTimeout: 4 * time.Second})
 	ctx := context.Background()
 	want := randBytes(13, 600_000)
-	f, err := cl.Create(ctx, "hung")
+	f, err := mode.create(ctx, cl, "hung")
 	if err != nil {
 		t.Fatal(err)
 	}

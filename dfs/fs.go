@@ -57,6 +57,14 @@ type File interface {
 	Size() int64
 }
 
+// LogCreator is implemented by file systems that write a log's file
+// (small appends, each synced soon after) differently from bulk data: the
+// dfs client sends its packets to every replica at once. A commit log
+// creates its files with CreateLog when its FS has it, else with Create.
+type LogCreator interface {
+	CreateLog(ctx context.Context, name string) (File, error)
+}
+
 // Degradable is implemented by files whose writes go to several replicas
 // (the dfs client's): Degraded reports whether the current chunk's write
 // pipeline has fewer replicas than the file's target (it lost some, or too

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,13 @@ import (
 // replica 3. Sent packets stay queued until the pipeline acks them (an ack
 // means every replica wrote the packet, and fsynced it if it was a sync
 // packet); a receiver goroutine per pipeline consumes the acks.
+//
+// A file created for a log (CreateOptions.FanOut, FS.CreateLog) skips the
+// chain: the client sends each packet to every replica itself and counts a
+// packet acked once every replica has acked it, as HBase's fan-out WAL does.
+// A Sync then waits for one network round trip and the slowest replica's
+// fsync instead of three hops each way, for three times the client's send
+// bandwidth: right for small synced appends, wrong for bulk data.
 //
 // When a replica fails, the pipeline is torn down, the failed replica is
 // dropped, the master bumps the chunk's version (so the dropped replica is
@@ -62,17 +70,20 @@ func (a *acks) advance(num uint64) {
 
 func (a *acks) poke() { a.advance(0) }
 
-// pipeline is one write stream to a chunk's replicas. mu guards the fields
-// the receiver goroutine shares with the writer.
+// pipeline is one write stream to a chunk's replicas: one stream to the
+// head of the chain, or (fan-out) one stream per replica. mu guards the
+// fields the receiver goroutines share with the writer.
 type pipeline struct {
-	acks   *acks
-	bufs   *sync.Pool // the client's packetBufs
-	chunk  *dfspb.LocatedChunk
-	stream dfspb.Chunkserver_WriteChunkClient
-	cancel context.CancelFunc
-	done   chan struct{} // receiver exited
+	acks    *acks
+	bufs    *sync.Pool // the client's packetBufs
+	chunk   *dfspb.LocatedChunk
+	streams []dfspb.Chunkserver_WriteChunkClient
+	fanOut  bool // streams[i] goes to chunk.Locations[i] alone
+	cancel  context.CancelFunc
+	done    chan struct{} // every receiver exited
 
 	mu       sync.Mutex
+	ackedBy  []uint64 // per stream: acks received (the next seq it will ack)
 	unacked  []packet
 	inflight int   // bytes in unacked
 	acked    int64 // chunk offset every replica has
@@ -85,14 +96,20 @@ type pipeline struct {
 }
 
 // checkStall fails the pipeline when packets have waited for an ack longer
-// than timeout; the head is blamed (a hung replica further down is named by
-// its upstream, which times out first).
+// than timeout. The stream furthest behind is blamed: in a chain, the head
+// (a hung replica further down is named by its upstream, which times out
+// first); in a fan-out, the replica that acked least.
 func (pl *pipeline) checkStall(timeout time.Duration) {
 	pl.mu.Lock()
 	stalled := pl.failure == nil && len(pl.unacked) > 0 && time.Since(pl.progress) >= timeout
 	if stalled {
 		pl.failure = fmt.Errorf("no ack from the pipeline for %v: %w", timeout, wire.ErrPipelineTimeout)
 		pl.failedAt = 0
+		for i, n := range pl.ackedBy {
+			if n < pl.ackedBy[pl.failedAt] {
+				pl.failedAt = i
+			}
+		}
 		pl.changedLocked()
 	}
 	pl.mu.Unlock()
@@ -124,6 +141,7 @@ type writer struct {
 	lastLen  int64 // length of the previous chunk (when pl == nil and chunkIdx >= 0, of the current one)
 	pl       *pipeline
 	target   int   // the file's replication target
+	fanOut   bool  // send to every replica directly (CreateOptions.FanOut)
 	err      error // sticky
 	closed   bool
 
@@ -234,7 +252,7 @@ func (w *writer) startChunkLocked(ctx context.Context) error {
 		return w.errf("chunk %x has no replicas: %w", resp.Chunk.Handle, ErrNoSpace)
 	}
 	w.chunkIdx, w.chunkOff = idx, 0
-	w.pl = w.c.openPipeline(w.acks, resp.Chunk, 0)
+	w.pl = w.c.openPipeline(w.acks, resp.Chunk, 0, w.fanOut)
 	return nil
 }
 
@@ -347,7 +365,7 @@ func (w *writer) repairLocked(ctx context.Context) error {
 	if len(resp.Chunk.Locations) == 0 {
 		return w.errf("no surviving replica of chunk %x is known to the master: %w", old.chunk.Handle, failure)
 	}
-	pl := w.c.openPipeline(w.acks, resp.Chunk, start)
+	pl := w.c.openPipeline(w.acks, resp.Chunk, start, w.fanOut)
 	w.pl = pl
 	for _, pk := range pending {
 		pl.send(pk)
@@ -485,31 +503,48 @@ func (w *writer) abort(err error) {
 	w.closed = true
 }
 
-// openPipeline starts a write stream to lc's replicas positioned at start.
-// A stream that cannot be opened is returned already failed at the head,
-// so the caller's normal repair path drops it.
-func (c *Client) openPipeline(a *acks, lc *dfspb.LocatedChunk, start int64) *pipeline {
+// openPipeline starts a write stream to lc's replicas positioned at start:
+// down a chain, or to each replica (fanOut). A stream that cannot be opened
+// is returned already failed at that replica, so the caller's normal
+// repair path drops it.
+func (c *Client) openPipeline(a *acks, lc *dfspb.LocatedChunk, start int64, fanOut bool) *pipeline {
 	ctx, cancel := context.WithCancel(context.Background())
-	pl := &pipeline{acks: a, bufs: &c.packetBufs, chunk: lc, cancel: cancel, done: make(chan struct{}), acked: start, notify: make(chan struct{})}
-	cl, err := c.chunkserver(lc.Locations[0].Address)
-	if err == nil {
-		pl.stream, err = cl.WriteChunk(ctx)
+	pl := &pipeline{acks: a, bufs: &c.packetBufs, chunk: lc, fanOut: fanOut, cancel: cancel, done: make(chan struct{}), acked: start, notify: make(chan struct{})}
+	n := 1
+	if fanOut {
+		n = len(lc.Locations)
 	}
-	if err == nil {
-		addrs := make([]string, 0, len(lc.Locations)-1)
-		for _, l := range lc.Locations[1:] {
-			addrs = append(addrs, l.Address)
+	for i := range n {
+		var downstream []string
+		if !fanOut {
+			for _, l := range lc.Locations[1:] {
+				downstream = append(downstream, l.Address)
+			}
 		}
-		err = pl.stream.Send(&dfspb.WriteChunkRequest{Msg: &dfspb.WriteChunkRequest_Header{Header: &dfspb.WriteChunkHeader{
-			Handle: lc.Handle, Version: lc.Version, StartOffset: uint64(start), Downstream: addrs}}})
+		cl, err := c.chunkserver(lc.Locations[i].Address)
+		var st dfspb.Chunkserver_WriteChunkClient
+		if err == nil {
+			st, err = cl.WriteChunk(ctx)
+		}
+		if err == nil {
+			err = st.Send(&dfspb.WriteChunkRequest{Msg: &dfspb.WriteChunkRequest_Header{Header: &dfspb.WriteChunkHeader{
+				Handle: lc.Handle, Version: lc.Version, StartOffset: uint64(start), Downstream: downstream, Index: uint32(i)}}})
+		}
+		if err != nil {
+			pl.failure, pl.failedAt = WireErrors.FromStatus(err), i
+			pl.streams = nil
+			close(pl.done)
+			a.poke()
+			return pl
+		}
+		pl.streams = append(pl.streams, st)
 	}
-	if err != nil {
-		pl.failure, pl.failedAt = WireErrors.FromStatus(err), 0
-		close(pl.done)
-		a.poke()
-		return pl
+	pl.ackedBy = make([]uint64, n)
+	var wg sync.WaitGroup
+	for i, st := range pl.streams {
+		wg.Go(func() { pl.receive(i, st) })
 	}
-	go pl.receive()
+	go func() { wg.Wait(); close(pl.done) }()
 	return pl
 }
 
@@ -517,7 +552,7 @@ func (c *Client) openPipeline(a *acks, lc *dfspb.LocatedChunk, start int64) *pip
 // failure.
 func (pl *pipeline) send(pk packet) {
 	pl.mu.Lock()
-	if pl.failure != nil || pl.stream == nil {
+	if pl.failure != nil || pl.streams == nil {
 		pl.unacked = append(pl.unacked, pk)
 		pl.inflight += len(pk.data)
 		pl.mu.Unlock()
@@ -531,42 +566,65 @@ func (pl *pipeline) send(pk packet) {
 	pl.unacked = append(pl.unacked, pk)
 	pl.inflight += len(pk.data)
 	pl.mu.Unlock()
-	pl.stream.Send(&dfspb.WriteChunkRequest{Msg: &dfspb.WriteChunkRequest_Packet{Packet: &dfspb.WritePacket{
-		Seq: pk.seq, Offset: uint64(pk.off), Data: pk.data, Sync: pk.sync}}})
+	msg := &dfspb.WriteChunkRequest{Msg: &dfspb.WriteChunkRequest_Packet{Packet: &dfspb.WritePacket{
+		Seq: pk.seq, Offset: uint64(pk.off), Data: pk.data, Sync: pk.sync}}}
+	for _, st := range pl.streams {
+		st.Send(msg)
+	}
 }
 
-func (pl *pipeline) receive() {
-	defer close(pl.done)
+// receive consumes the acks of stream i. A packet is acked once every
+// stream has acked it (a chain's one stream acks for all its replicas).
+func (pl *pipeline) receive(i int, st dfspb.Chunkserver_WriteChunkClient) {
 	defer pl.acks.poke() // wake Syncs waiting on a pipeline that ended
+	who := pl.chunk.Locations[i].Address
+	if !pl.fanOut {
+		who = "head " + who
+	}
 	for {
-		ack, err := pl.stream.Recv()
+		ack, err := st.Recv()
 		pl.mu.Lock()
 		switch {
-		case err == io.EOF && pl.closing && len(pl.unacked) == 0:
+		case pl.failure != nil:
+			// Another stream failed: the writer repairs from pl.acked.
+		case err == io.EOF && pl.closing && pl.ackedBy[i] == pl.nextSeq:
 		case err != nil:
 			if pl.failure == nil {
-				pl.failure = fmt.Errorf("pipeline head %s: %w", pl.chunk.Locations[0].Address, WireErrors.FromStatus(err))
-				pl.failedAt = 0
+				pl.failure = fmt.Errorf("pipeline %s: %w", who, WireErrors.FromStatus(err))
+				pl.failedAt = i
 			}
 		case ack.FailedIndex >= 0:
-			pl.failure = errorFromReason(ack.Reason, ack.Error)
-			pl.failedAt = int(ack.FailedIndex)
-			if pl.failedAt >= len(pl.chunk.Locations) {
-				pl.failedAt = len(pl.chunk.Locations) - 1
+			if pl.failure == nil {
+				pl.failure = errorFromReason(ack.Reason, ack.Error)
+				pl.failedAt = min(int(ack.FailedIndex), len(pl.chunk.Locations)-1)
 			}
-		case len(pl.unacked) == 0 || ack.Seq != pl.unacked[0].seq:
-			pl.failure = fmt.Errorf("pipeline acked packet %d out of order: %w", ack.Seq, wire.ErrBadRequest)
-			pl.failedAt = 0
+		case ack.Seq != pl.ackedBy[i] || ack.Seq >= pl.nextSeq:
+			if pl.failure == nil {
+				pl.failure = fmt.Errorf("pipeline %s acked packet %d out of order: %w", who, ack.Seq, wire.ErrBadRequest)
+				pl.failedAt = i
+			}
 		default:
-			pk := pl.unacked[0]
-			pl.unacked = pl.unacked[1:]
-			pl.inflight -= len(pk.data)
-			pl.acked = pk.off + int64(len(pk.data))
-			pl.progress = time.Now()
-			pl.changedLocked()
+			pl.ackedBy[i]++
+			all := slices.Min(pl.ackedBy)
+			var done []packet
+			for len(pl.unacked) > 0 && pl.unacked[0].seq < all {
+				pk := pl.unacked[0]
+				pl.unacked = pl.unacked[1:]
+				pl.inflight -= len(pk.data)
+				pl.acked = pk.off + int64(len(pk.data))
+				done = append(done, pk)
+			}
+			if len(done) > 0 {
+				pl.progress = time.Now()
+				pl.changedLocked()
+			}
 			pl.mu.Unlock()
-			pl.acks.advance(pk.num)
-			pl.recycle(pk.data) // every replica has it; nothing resends it
+			if len(done) > 0 {
+				pl.acks.advance(done[len(done)-1].num)
+				for _, pk := range done {
+					pl.recycle(pk.data) // every replica has it; nothing resends it
+				}
+			}
 			continue
 		}
 		pl.changedLocked()
@@ -596,8 +654,8 @@ func (pl *pipeline) finish() {
 	pl.mu.Lock()
 	pl.closing = true
 	pl.mu.Unlock()
-	if pl.stream != nil {
-		pl.stream.CloseSend()
+	for _, st := range pl.streams {
+		st.CloseSend()
 	}
 	<-pl.done
 	pl.cancel()

@@ -166,7 +166,11 @@ func scanFile(ctx context.Context, fs dfs.FS, fi *FileInfo) error {
 
 func (l *Log) createFile(ctx context.Context, num uint64) (FileInfo, error) {
 	name := dfs.Join(l.opts.Dir, fileName(num))
-	f, err := l.fs.Create(ctx, name)
+	create := l.fs.Create
+	if lc, ok := l.fs.(dfs.LogCreator); ok {
+		create = lc.CreateLog
+	}
+	f, err := create(ctx, name)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("cellar/wal: create %s: %w", name, err)
 	}
