@@ -8,7 +8,6 @@ import (
 
 	"cellar/client"
 	"cellar/internal/testcluster"
-	masterpb "cellar/proto/cellar/master/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
 	"cellar/tabletserver"
 )
@@ -46,20 +45,7 @@ func TestSplitCommitWindowNotDoubleAssigned(t *testing.T) {
 		go func() { defer wg.Done(); w.run(wctx, tbl, i) }()
 	}
 	time.Sleep(300 * time.Millisecond)
-	mi := c.ActiveMaster()
-	split := make(chan error, 1)
-	go func() {
-		_, err := c.Masters[mi].M.SplitTable(ctx, &masterpb.SplitTableRequest{Name: "s", SplitRow: []byte("m")})
-		split <- err
-	}()
-	var parent uint64
-	select {
-	case parent = <-reached:
-	case err := <-split:
-		t.Fatalf("split ended without reaching the hook: %v", err)
-	case <-ctx.Done():
-		t.Fatal("split never reached the hook")
-	}
+	mi, parent, split := splitToHook(t, ctx, c, reached)
 	// The standby scans METADATA when it takes over, while the left
 	// daughter's row exists and nobody serves it yet.
 	c.KillMaster(mi)

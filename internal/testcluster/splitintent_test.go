@@ -77,20 +77,7 @@ func testSplitIntent(t *testing.T, onDisk bool) {
 	}
 	// Straight to the master (the client would retry the split on the
 	// tablet's next server).
-	mi := c.ActiveMaster()
-	split := make(chan error, 1)
-	go func() {
-		_, err := c.Masters[mi].M.SplitTable(ctx, &masterpb.SplitTableRequest{Name: "s", SplitRow: []byte("m")})
-		split <- err
-	}()
-	var parent uint64
-	select {
-	case parent = <-reached:
-	case err := <-split:
-		t.Fatalf("split ended without reaching the hook: %v", err)
-	case <-ctx.Done():
-		t.Fatal("split never reached the hook")
-	}
+	_, parent, split := splitToHook(t, ctx, c, reached)
 	c.KillServer(victim)
 	close(release)
 	t.Logf("killed tablet server %d in the middle of splitting tablet %d (on disk: %v); split call: %v", victim, parent, onDisk, <-split)
@@ -140,4 +127,27 @@ func listDirs(t *testing.T, ctx context.Context, c *testcluster.Cluster, dir str
 		}
 	}
 	return out
+}
+
+// splitToHook asks the active master to split table s at "m" and waits
+// until the splitting server's hook reports the parent on reached; it
+// returns the master's index, the parent and the split call's outcome (it
+// ends once the hook lets the split go on).
+func splitToHook(t *testing.T, ctx context.Context, c *testcluster.Cluster, reached <-chan uint64) (int, uint64, <-chan error) {
+	t.Helper()
+	mi := c.ActiveMaster()
+	split := make(chan error, 1)
+	go func() {
+		_, err := c.Masters[mi].M.SplitTable(ctx, &masterpb.SplitTableRequest{Name: "s", SplitRow: []byte("m")})
+		split <- err
+	}()
+	select {
+	case parent := <-reached:
+		return mi, parent, split
+	case err := <-split:
+		t.Fatalf("split ended without reaching the hook: %v", err)
+	case <-ctx.Done():
+		t.Fatal("split never reached the hook")
+	}
+	return 0, 0, nil
 }
