@@ -26,6 +26,7 @@ func benchDFSCmd() *cobra.Command {
 		dir      string
 		dur      time.Duration
 		readSize int64
+		slices   int
 	)
 	cmd := &cobra.Command{
 		Use:   "dfs",
@@ -53,19 +54,30 @@ func benchDFSCmd() *cobra.Command {
 			}
 			defer client.Close()
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "dfs: 1 master, 3 chunkservers on loopback, replication 3, 64 MiB chunks; local: %s; %v per write workload\n\n", base, dur)
+			if slices < 1 {
+				return fmt.Errorf("--slices %d: want at least 1: %w", slices, errUsage)
+			}
+			fmt.Fprintf(out, "dfs: 1 master, 3 chunkservers on loopback, replication 3, 64 MiB chunks; local: %s; %v per write workload and system, in %d alternating turns\n\n", base, dur, slices)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "workload\tdfs MB/s\tdfs syncs/s\tlocal MB/s\tlocal syncs/s\tdfs/(local/3)\t")
 			for _, rec := range []int{4 << 10, 64 << 10} {
 				for _, writers := range []int{1, 8} {
 					name := fmt.Sprintf("append+sync %dKiB x%d", rec>>10, writers)
-					d, err := appendSync(ctx, client, fmt.Sprintf("bench/%d-%d", rec, writers), rec, writers, dur)
-					if err != nil {
-						return fmt.Errorf("%s on dfs: %w", name, err)
-					}
-					l, err := appendSync(ctx, lfs, fmt.Sprintf("bench/%d-%d", rec, writers), rec, writers, dur)
-					if err != nil {
-						return fmt.Errorf("%s on local: %w", name, err)
+					// The two systems take turns (slices of the duration
+					// each), so that a change in the machine's load
+					// during the run weighs on both alike.
+					var d, l result
+					for turn := range slices {
+						prefix := fmt.Sprintf("bench/%d-%d-%d", rec, writers, turn)
+						r, err := appendSync(ctx, client, prefix, rec, writers, dur/time.Duration(slices))
+						if err != nil {
+							return fmt.Errorf("%s on dfs: %w", name, err)
+						}
+						d = d.add(r)
+						if r, err = appendSync(ctx, lfs, prefix, rec, writers, dur/time.Duration(slices)); err != nil {
+							return fmt.Errorf("%s on local: %w", name, err)
+						}
+						l = l.add(r)
 					}
 					fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.1f\t%.0f\t%.2f\t\n", name, d.mbps(), d.syncsps(), l.mbps(), l.syncsps(), d.mbps()/(l.mbps()/3))
 				}
@@ -85,6 +97,7 @@ func benchDFSCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", envDefault("BENCH_DIR", ""), "parent of the scratch directory (CELLAR_BENCH_DIR; default $TMPDIR)")
 	f.DurationVar(&dur, "duration", envDuration("BENCH_DURATION", 3*time.Second), "time per write workload (CELLAR_BENCH_DURATION)")
+	f.IntVar(&slices, "slices", 3, "turns each system takes per write workload (alternating evens out the machine's load)")
 	f.Int64Var(&readSize, "read-size", envInt("BENCH_READ_SIZE", 256<<20), "bytes of the sequential-read file (CELLAR_BENCH_READ_SIZE)")
 	return cmd
 }
@@ -92,6 +105,10 @@ func benchDFSCmd() *cobra.Command {
 type result struct {
 	bytes, syncs int64
 	elapsed      time.Duration
+}
+
+func (r result) add(o result) result {
+	return result{r.bytes + o.bytes, r.syncs + o.syncs, r.elapsed + o.elapsed}
 }
 
 func (r result) mbps() float64    { return float64(r.bytes) / 1e6 / r.elapsed.Seconds() }
