@@ -23,8 +23,11 @@
 // NOT_SERVING, and broken connections) are retried with jittered
 // exponential backoff (WithRetryBackoff). Writes are retried only when that
 // is safe: a NOT_SERVING refusal is guaranteed to come before anything was
-// applied, so it is always retried; after any other failure a mutation is
-// retried only if it is idempotent (every Set has an explicit timestamp).
+// applied, so it is always retried, and so is a write that was not sent
+// because its server's connection was refused (the server is down); after
+// any other failure a mutation is retried only if it is idempotent (every
+// Set has an explicit timestamp; see Table.Apply for what a retry of one
+// can do to another writer's write of the same cell version).
 // A Set with ServerTime, CheckAndMutate and ApplyReadModifyWrite instead
 // fail with an error wrapping ErrOutcomeUnknown: the write may or may not
 // have been applied. ReadRows resumes after a failure strictly after the
