@@ -21,7 +21,11 @@
 // rejected Apply changes nothing. Under the tablet mutex it then takes a
 // contiguous block of sequence numbers (one per mutation, a DeleteRow being
 // one family delete per family, so later mutations of one Apply win), one
-// server timestamp (monotonically non-decreasing), a place in the commit
+// server timestamp (monotonically non-decreasing, and on Open continuing
+// from the newest timestamp in the tablet's files within
+// MaxServerTimestampLead of the clock, so a move to a server whose clock
+// is behind does not hide a new write under the one it overwrote), a
+// place in the commit
 // queue, and a reservation in the active memtable: the arena bytes the
 // entries can take at most. A memtable admits a writer only if its size
 // plus the reservations in flight still fit, so a row is never split across

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"cellar/dfs"
 	"cellar/internal/keys"
@@ -147,6 +148,7 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 		t.mu.rs.unref()
 		return nil, err
 	}
+	t.mu.lastTS = t.timestampFloor()
 	if t.opts.Log == nil {
 		l, err := wal.Open(ctx, t.opts.FS, &wal.Options{Dir: t.logDir(), Logger: t.opts.Logger, Clock: t.opts.Clock})
 		if err != nil {
@@ -170,6 +172,32 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 	t.signal(t.compactSignal)
 	t.logger.Info("tablet opened", "dir", t.opts.Dir, "seq", uint64(t.mu.nextSeq-1), "flushed_seq", uint64(man.flushedSeq))
 	return t, nil
+}
+
+// MaxServerTimestampLead bounds how far ahead of this server's clock the
+// newest timestamp in a tablet's files may be and still be taken as the
+// floor of its server timestamps (see timestampFloor).
+const MaxServerTimestampLead = time.Minute
+
+// timestampFloor is the newest cell timestamp in the tablet's files (after
+// replay, everything is in them), ignoring any more than
+// MaxServerTimestampLead ahead of the clock. Server timestamps continue
+// from it, so that a tablet that moves to a server whose clock is behind
+// the last one's still gives a later write a later timestamp (else the
+// write would sort below, and be hidden by, the one it overwrote). An
+// explicit timestamp within the lead raises the floor too; one further
+// ahead is the writer's business and does not drag server time along.
+func (t *Tablet) timestampFloor() int64 {
+	limit := t.opts.Clock.Now().Add(MaxServerTimestampLead).UnixMicro()
+	floor := int64(0)
+	for _, tbs := range t.mu.rs.tables {
+		for _, tb := range tbs {
+			if ts := tb.r.Properties().MaxTimestamp; ts > floor && ts <= limit {
+				floor = ts
+			}
+		}
+	}
+	return floor
 }
 
 func (t *Tablet) logDir() string { return dfs.Join(t.opts.Dir, "log") }

@@ -785,3 +785,75 @@ func TestCloseDuringCompact(t *testing.T) {
 		}
 	}
 }
+
+// fixedClock always says the same time.
+type fixedClock struct {
+	clock.Clock
+	now time.Time
+}
+
+func (c fixedClock) Now() time.Time { return c.now }
+
+// TestServerTimeMonotonicAcrossReopen: a tablet reopened (moved) on a
+// server whose clock is behind the last one's continues its server
+// timestamps from the newest in its files, so an overwrite still reads as
+// the latest value; a replayed (unflushed) write counts too. A timestamp
+// more than MaxServerTimestampLead ahead of the clock does not drag server
+// time along.
+func TestServerTimeMonotonicAcrossReopen(t *testing.T) {
+	ctx := context.Background()
+	fs := memfs.New()
+	t0 := time.Unix(1_000_000, 0)
+	set := func(tab *Tablet, q, v string) {
+		t.Helper()
+		if err := tab.Apply(ctx, []byte("r"), []Mutation{SetCell("a", []byte(q), ServerTime, []byte(v))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(tab *Tablet, q string) Cell {
+		t.Helper()
+		row, err := tab.ReadRow(ctx, []byte("r"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range row.Cells {
+			if string(c.Qualifier) == q {
+				return c // newest version first
+			}
+		}
+		t.Fatalf("no cell a:%s", q)
+		return Cell{}
+	}
+	open := func(now time.Time) *Tablet {
+		tab, err := Open(ctx, &Options{FS: fs, Dir: "t", Families: []FamilyOptions{{Name: "a"}}, Logger: discardLogger(), Clock: fixedClock{clock.Real(), now}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tab
+	}
+	a := open(t0)
+	set(a, "q", "old")
+	if err := a.Close(); err != nil { // unflushed: replayed from the log
+		t.Fatal(err)
+	}
+	b := open(t0.Add(-5 * time.Second)) // this server's clock is 5 s behind
+	set(b, "q", "new")
+	if c := get(b, "q"); string(c.Value) != "new" || c.Timestamp < t0.UnixMicro() {
+		t.Fatalf("after the move: a:q = %q@%d, want \"new\" at or after %d", c.Value, c.Timestamp, t0.UnixMicro())
+	}
+	// A far-future explicit timestamp stays the writer's business.
+	future := t0.Add(time.Hour).UnixMicro()
+	if err := b.Apply(ctx, []byte("r"), []Mutation{SetCell("a", []byte("f"), future, []byte("x"))}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	c := open(t0)
+	defer c.Close()
+	set(c, "s", "v")
+	if ts := get(c, "s").Timestamp; ts >= future || ts < t0.UnixMicro() {
+		t.Fatalf("server timestamp %d after reopening with a cell at %d: want the clock's time, not the far-future one", ts, future)
+	}
+}
