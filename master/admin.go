@@ -523,20 +523,30 @@ func (t *term) recordSplit(left, right *datapb.TabletDescriptor) {
 		p.desc = stripServer(right)
 		p.since = t.nextGenLocked()
 	}
-	if server == "" && right.ServerId != "" && t.servers[right.ServerId] != nil {
+	// The splitting server serves both daughters, and says so in the
+	// descriptors it returns and reports. The master's record of the
+	// parent may say unassigned (a status taken mid-split did not list
+	// it): taking the daughters as unassigned would load them on a second
+	// server.
+	if right.ServerId != "" && t.servers[right.ServerId] != nil {
 		server = right.ServerId
 	}
-	if ti := t.tablets[left.TabletId]; ti == nil {
-		t.tablets[left.TabletId] = &tabletInfo{desc: stripServer(left), server: server, since: t.nextGenLocked()}
+	for _, d := range []*datapb.TabletDescriptor{left, right} {
+		ti := t.tablets[d.TabletId]
+		if ti == nil {
+			ti = &tabletInfo{desc: stripServer(d), server: server, since: t.nextGenLocked()}
+			t.tablets[d.TabletId] = ti
+		} else if ti.server == "" && !ti.busy && server != "" {
+			ti.server, ti.since = server, t.nextGenLocked()
+		}
+		// The split's intent is cleared before it is reported, so the
+		// daughters are no longer held, unless their server is unknown
+		// here: then they stay held (not loaded anywhere) until a status
+		// adopts them or a scan finds them unserved. A scan that read the
+		// intent earlier may hold them again; the rescan this asks for
+		// releases them.
+		ti.held = server == ""
 	}
-	if t.tablets[right.TabletId] == nil {
-		t.tablets[right.TabletId] = &tabletInfo{desc: stripServer(right), server: server, since: t.nextGenLocked()}
-	}
-	// The split's intent is cleared before it is reported: the daughters
-	// are no longer held. A scan that read the intent earlier may hold
-	// them again; the rescan this asks for releases them.
-	t.tablets[left.TabletId].held = false
-	t.tablets[right.TabletId].held = false
 	t.metaDirty = true
 }
 

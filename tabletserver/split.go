@@ -210,7 +210,7 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 	}
 	if s.opts.Master != nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.opts.Master.ReportSplit(rctx, &masterpb.ReportSplitRequest{Parent: parent, Left: left, Right: right})
+		err := s.opts.Master.ReportSplit(rctx, &masterpb.ReportSplitRequest{Parent: parent, Left: s.located(left), Right: s.located(right)})
 		cancel()
 		if err != nil {
 			s.logger.Warn("report split to the master", "tablet", parent.GetTabletId(), "err", err)
@@ -225,7 +225,16 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 			}
 		})
 	}
-	return proto.Clone(left).(*datapb.TabletDescriptor), proto.Clone(right).(*datapb.TabletDescriptor), nil
+	return s.located(left), s.located(right), nil
+}
+
+// located is a copy of a daughter's descriptor naming this server as its
+// location: the master must take the daughters as served here, never as
+// unassigned (it would load them on a second server).
+func (s *Server) located(d *datapb.TabletDescriptor) *datapb.TabletDescriptor {
+	c := proto.Clone(d).(*datapb.TabletDescriptor)
+	c.ServerId, c.ServerAddress = s.opts.ID, s.opts.Addr
+	return c
 }
 
 func setCell(qual string, value []byte) *datapb.Mutation {

@@ -1,0 +1,46 @@
+package master
+
+import (
+	"testing"
+
+	datapb "cellar/proto/cellar/data/v1"
+)
+
+// A split reported while the master's record of the parent says
+// unassigned (a status taken mid-split did not list it) must not leave the
+// daughters unassigned and free to be loaded on a second server: the
+// report names the splitting server, and without it the daughters stay
+// held until a status adopts them.
+func TestRecordSplitNeverLeavesDaughtersFree(t *testing.T) {
+	parent := &datapb.TabletDescriptor{TableId: 1, TabletId: 7, Dir: "p"}
+	left := &datapb.TabletDescriptor{TableId: 1, TabletId: 9, EndRow: []byte("m"), Dir: "l"}
+	right := &datapb.TabletDescriptor{TableId: 1, TabletId: 7, StartRow: []byte("m"), Dir: "p"}
+	newTerm := func() *term {
+		return &term{
+			servers: map[string]*serverInfo{"s1": {id: "s1", addr: "127.0.0.1:1"}},
+			tablets: map[uint64]*tabletInfo{7: {desc: parent}, 9: {desc: left, held: true}}, // as a scan during the split left them
+		}
+	}
+	free := func(ti *tabletInfo) bool { return ti.server == "" && !ti.busy && !ti.held }
+
+	tm := newTerm()
+	l, r := cloneDesc(left), cloneDesc(right)
+	l.ServerId, r.ServerId = "s1", "s1"
+	tm.recordSplit(l, r)
+	for _, id := range []uint64{7, 9} {
+		if ti := tm.tablets[id]; ti.server != "s1" || ti.held {
+			t.Errorf("tablet %d after a report from s1: server %q held %v, want s1 and not held", id, ti.server, ti.held)
+		}
+	}
+
+	tm = newTerm()
+	tm.recordSplit(cloneDesc(left), cloneDesc(right)) // no server named
+	for _, id := range []uint64{7, 9} {
+		if ti := tm.tablets[id]; free(ti) {
+			t.Errorf("tablet %d after a report naming no server: unassigned and not held (assignAll would load it)", id)
+		}
+	}
+	if !tm.metaDirty {
+		t.Error("recordSplit did not ask for a METADATA rescan")
+	}
+}
