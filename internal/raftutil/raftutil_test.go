@@ -79,8 +79,17 @@ func TestThreeNodesElectAndApply(t *testing.T) {
 	if _, err := nodes[1].Apply(ctx, []byte("x")); err == nil {
 		t.Fatal("Apply on a follower succeeded")
 	}
-	srv, err := nodes[2].Servers()
-	if err != nil || len(srv) != 3 {
-		t.Fatalf("Servers() = %v, %v", srv, err)
+	// The last voter learns the configuration once the leader replicates
+	// it there; AddVoter returns when a majority (a and b) has it.
+	for {
+		srv, err := nodes[2].Servers()
+		if err == nil && len(srv) == 3 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Servers() on the last voter = %v, %v", srv, err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
