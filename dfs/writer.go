@@ -510,17 +510,15 @@ func (w *writer) abort(err error) {
 func (c *Client) openPipeline(a *acks, lc *dfspb.LocatedChunk, start int64, fanOut bool) *pipeline {
 	ctx, cancel := context.WithCancel(context.Background())
 	pl := &pipeline{acks: a, bufs: &c.packetBufs, chunk: lc, fanOut: fanOut, cancel: cancel, done: make(chan struct{}), acked: start, notify: make(chan struct{})}
-	n := 1
+	// A chain is one stream to the head, which forwards to the others.
+	n, downstream := 1, make([]string, 0, len(lc.Locations)-1)
+	for _, l := range lc.Locations[1:] {
+		downstream = append(downstream, l.Address)
+	}
 	if fanOut {
-		n = len(lc.Locations)
+		n, downstream = len(lc.Locations), nil
 	}
 	for i := range n {
-		var downstream []string
-		if !fanOut {
-			for _, l := range lc.Locations[1:] {
-				downstream = append(downstream, l.Address)
-			}
-		}
 		cl, err := c.chunkserver(lc.Locations[i].Address)
 		var st dfspb.Chunkserver_WriteChunkClient
 		if err == nil {

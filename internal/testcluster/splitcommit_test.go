@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"cellar/client"
 	"cellar/internal/testcluster"
 	tabletpb "cellar/proto/cellar/tablet/v1"
 	"cellar/tabletserver"
@@ -29,21 +28,9 @@ func TestSplitCommitWindowNotDoubleAssigned(t *testing.T) {
 			<-release
 		})
 	}}
-	c := testcluster.Start(t, testcluster.Options{MemFS: true, ServerHooks: hooks})
-	cl := dial(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := cl.Admin().CreateTable(ctx, "s", map[string]client.GCPolicy{"f": client.MaxVersionsPolicy(1)}); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	tbl := cl.Open("s")
-	w := &writer{acked: map[string]string{}}
-	wctx, stopWriters := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Add(1)
-		go func() { defer wg.Done(); w.run(wctx, tbl, i) }()
-	}
+	c, cl, tbl, w, stopWriters := writingCluster(t, ctx, hooks)
 	time.Sleep(300 * time.Millisecond)
 	mi, parent, split := splitToHook(t, ctx, c, reached)
 	// The standby scans METADATA when it takes over, while the left
@@ -64,7 +51,6 @@ func TestSplitCommitWindowNotDoubleAssigned(t *testing.T) {
 	waitTablets(t, ctx, c, cl, "s", 2)
 	time.Sleep(300 * time.Millisecond)
 	stopWriters()
-	wg.Wait()
 	info, err := cl.Admin().TableInfo(ctx, "s")
 	if err != nil {
 		t.Fatal(err)

@@ -49,21 +49,9 @@ func testSplitIntent(t *testing.T, onDisk bool) {
 	} else {
 		hooks.AfterSplitIntent = hook
 	}
-	c := testcluster.Start(t, testcluster.Options{MemFS: true, ServerHooks: hooks})
-	cl := dial(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := cl.Admin().CreateTable(ctx, "s", map[string]client.GCPolicy{"f": client.MaxVersionsPolicy(1)}); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	tbl := cl.Open("s")
-	w := &writer{acked: map[string]string{}}
-	wctx, stopWriters := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Add(1)
-		go func() { defer wg.Done(); w.run(wctx, tbl, i) }()
-	}
+	c, cl, tbl, w, stopWriters := writingCluster(t, ctx, hooks)
 	time.Sleep(500 * time.Millisecond)
 	info, err := cl.Admin().TableInfo(ctx, "s")
 	if err != nil || len(info.Tablets) != 1 {
@@ -88,7 +76,6 @@ func testSplitIntent(t *testing.T, onDisk bool) {
 	waitTablets(t, ctx, c, cl, "s", want)
 	time.Sleep(300 * time.Millisecond)
 	stopWriters()
-	wg.Wait()
 	info, err = cl.Admin().TableInfo(ctx, "s")
 	if err != nil {
 		t.Fatal(err)
@@ -150,4 +137,24 @@ func splitToHook(t *testing.T, ctx context.Context, c *testcluster.Cluster, reac
 		t.Fatal("split never reached the hook")
 	}
 	return 0, 0, nil
+}
+
+// writingCluster starts a cluster (MemFS) whose tablet servers run hooks,
+// creates table "s" and starts two writers on it; stop ends them and waits.
+func writingCluster(t *testing.T, ctx context.Context, hooks tabletserver.Hooks) (c *testcluster.Cluster, cl *client.Client, tbl *client.Table, w *writer, stop func()) {
+	t.Helper()
+	c = testcluster.Start(t, testcluster.Options{MemFS: true, ServerHooks: hooks})
+	cl = dial(t, c)
+	if err := cl.Admin().CreateTable(ctx, "s", map[string]client.GCPolicy{"f": client.MaxVersionsPolicy(1)}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	tbl = cl.Open("s")
+	w = &writer{acked: map[string]string{}}
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(wctx, tbl, i) }()
+	}
+	return c, cl, tbl, w, func() { cancel(); wg.Wait() }
 }
