@@ -344,9 +344,12 @@ func TestArenaFull(t *testing.T) {
 	if size > m.Capacity() || size < m.Capacity()-int64(memtable.ArenaSizeFor(4, 100)) {
 		t.Errorf("Size() = %d when full, capacity %d", size, m.Capacity())
 	}
-	// Failed adds consume nothing; a small entry may still fit.
+	// Failed adds consume nothing. The fill loop stopped at one entry's
+	// random tower height; a shorter tower of the same size might still
+	// fit, so the probe's value is longer than all the space left.
+	big := bytes.Repeat([]byte{'b'}, int(m.Capacity()-size)+1)
 	for range 3 {
-		if err := m.Add([]byte("big"), value); !errors.Is(err, memtable.ErrArenaFull) {
+		if err := m.Add([]byte("big"), big); !errors.Is(err, memtable.ErrArenaFull) {
 			t.Fatalf("Add = %v, want ErrArenaFull", err)
 		}
 	}
