@@ -16,11 +16,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"cellar/bench/ycsb"
+	"cellar/internal/procs"
 )
 
 func main() {
@@ -42,12 +45,28 @@ func main() {
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of every random draw (0: from the clock; printed)")
 	flag.StringVar(&cellarAddr, "cellar-addr", "", "comma-separated lock-service addresses of a running Cellar cluster (empty: an in-process cluster with one tablet server)")
 	noCellar := flag.Bool("no-cellar", false, "run only the emulator")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client and an in-process Cellar cluster; not the emulator's child) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
+			os.Exit(1)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, cellarAddr, *noCellar); err != nil {
 		fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
 		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1) // deferred Closes in run have already stopped the emulator
 	}
 }
@@ -64,8 +83,16 @@ func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar bool)
 		addrs := splitAddrs(cellarAddr)
 		if len(addrs) == 0 {
 			fmt.Println("cellar: starting an in-process cluster (lock service, dfs with 3 chunkservers on local disk, 1 master, 1 tablet server); writes use sync durability")
+			// The servers run in this process: during Cellar's phases it
+			// has the GOMAXPROCS floor their own processes would have
+			// (cellar/internal/procs); during the emulator's, the default.
+			n, restore := procs.Raise()
+			restore()
+			fmt.Printf("GOMAXPROCS: %d during Cellar's phases, %d during the emulator's (its server, a child process: %d)\n", n, runtime.GOMAXPROCS(0), runtime.GOMAXPROCS(0))
+			systems = append(systems, raisedProcs{ycsb.NewCellarSystem(addrs)})
+		} else {
+			systems = append(systems, ycsb.NewCellarSystem(addrs))
 		}
-		systems = append(systems, ycsb.NewCellarSystem(addrs))
 	} else {
 		fmt.Println("note: --no-cellar: only the emulator runs")
 	}
@@ -80,6 +107,14 @@ func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar bool)
 	}
 	ycsb.PrintRatios(os.Stdout, rs...)
 	return nil
+}
+
+// raisedProcs runs a System's phases with procs.Raise in effect.
+type raisedProcs struct{ ycsb.System }
+
+func (raisedProcs) BeginPhase() (end func()) {
+	_, restore := procs.Raise()
+	return restore
 }
 
 func splitAddrs(s string) []string {

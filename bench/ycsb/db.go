@@ -44,6 +44,15 @@ type System interface {
 	Close() error
 }
 
+// Phaser is an optional interface of a System: RunAll calls BeginPhase
+// before each phase (the load, each workload) the System runs and the
+// function it returns when the phase ends. A System whose servers share
+// the benchmark's process uses it to set the process up for itself, not
+// for the peer that runs in between.
+type Phaser interface {
+	BeginPhase() (end func())
+}
+
 // ErrNotFound is returned (wrapped) by DB.Read and DB.ReadModifyWrite when
 // the record does not exist. The runner treats it as a failed run: every key
 // it reads was acknowledged as inserted.

@@ -133,8 +133,17 @@ func Run(ctx context.Context, sys System, cfg Config, log io.Writer) (Results, e
 // sysState is what the runner keeps per system across phases.
 type sysState struct {
 	name string
+	sys  System
 	db   DB
 	ins  *insertCounter // ids >= RecordCount, for D and E
+}
+
+// beginPhase calls the System's Phaser hook, if it has one.
+func (st *sysState) beginPhase() (end func()) {
+	if p, ok := st.sys.(Phaser); ok {
+		return p.BeginPhase()
+	}
+	return func() {}
 }
 
 // RunAll opens a DB on every system, loads each in turn (RecordCount
@@ -170,11 +179,13 @@ func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([
 		if err != nil {
 			return nil, fmt.Errorf("%s: open: %w", sys.Name(), err)
 		}
-		states[i] = &sysState{name: sys.Name(), db: db, ins: newInsertCounter(cfg.RecordCount)}
+		states[i] = &sysState{name: sys.Name(), sys: sys, db: db, ins: newInsertCounter(cfg.RecordCount)}
 		res[i] = Results{System: sys.Name(), Config: cfg}
 	}
 	for i, st := range states {
+		end := st.beginPhase()
 		p, err := load(ctx, st, cfg)
+		end()
 		if err != nil {
 			return nil, fmt.Errorf("%s: load: %w", st.name, err)
 		}
@@ -183,7 +194,9 @@ func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([
 	}
 	for wi, w := range workloads {
 		for i, st := range states {
+			end := st.beginPhase()
 			p, err := runWorkload(ctx, st, w, wi, cfg)
+			end()
 			if err != nil {
 				return nil, fmt.Errorf("%s: workload %s: %w", st.name, w.Name, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,5 +368,60 @@ C: 100% read, zipfian
 	PrintRatios(&b, mk("solo", 10, time.Millisecond))
 	if strings.Contains(b.String(), "ratio") {
 		t.Errorf("one system: ratio column printed:\n%s", b.String())
+	}
+}
+
+// phasedSystem records the phases RunAll brackets with BeginPhase, and
+// whether any of its DB's operations ran outside one.
+type phasedSystem struct {
+	*fakeSystem
+	begun, ended int
+	in           atomic.Bool
+	outside      atomic.Int64
+}
+
+func (s *phasedSystem) BeginPhase() func() {
+	s.begun++
+	s.in.Store(true)
+	return func() { s.ended++; s.in.Store(false) }
+}
+
+func (s *phasedSystem) Open(ctx context.Context) (DB, error) {
+	db, err := s.fakeSystem.Open(ctx)
+	return phasedDB{db, s}, err
+}
+
+type phasedDB struct {
+	DB
+	s *phasedSystem
+}
+
+func (d phasedDB) Read(ctx context.Context, key string) error {
+	if !d.s.in.Load() {
+		d.s.outside.Add(1)
+	}
+	return d.DB.Read(ctx, key)
+}
+
+func (d phasedDB) Insert(ctx context.Context, key string, fields map[string][]byte) error {
+	if !d.s.in.Load() {
+		d.s.outside.Add(1)
+	}
+	return d.DB.Insert(ctx, key, fields)
+}
+
+func TestRunAll_PhaserBracketsEveryPhase(t *testing.T) {
+	p := &phasedSystem{fakeSystem: newFakeSystem("phased")}
+	other := newFakeSystem("other")
+	cfg := Config{RecordCount: 200, OpCount: 200, Threads: 2, Seed: 1, Workloads: "B,C", FieldCount: 2, FieldLength: 8}
+	if _, err := RunAll(context.Background(), []System{p, other}, cfg, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	// The load and two workloads.
+	if p.begun != 3 || p.ended != 3 {
+		t.Errorf("BeginPhase called %d times, its end %d; want 3 and 3", p.begun, p.ended)
+	}
+	if n := p.outside.Load(); n != 0 {
+		t.Errorf("%d operations ran outside a phase", n)
 	}
 }

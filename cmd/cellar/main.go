@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"cellar/internal/procs"
 )
 
 func main() {
@@ -58,11 +60,35 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	bench := &cobra.Command{Use: "bench", Short: "Benchmarks of Cellar's components, side by side with peers"}
-	bench.AddCommand(benchCommands()...)
+	for _, c := range benchCommands() {
+		bench.AddCommand(raisesProcs(c))
+	}
 	root.AddCommand(bench)
-	root.AddCommand(serverCommands()...)
+	for _, c := range serverCommands() {
+		switch c.Name() {
+		case "dfs-master", "chunkserver", "lock", "master", "tabletserver", "standalone":
+			c = raisesProcs(c)
+		}
+		root.AddCommand(c)
+	}
 	addClusterCommands(root)
 	return root
+}
+
+// raisesProcs makes cmd, which runs servers (or benchmarks them in this
+// process), lift GOMAXPROCS to procs.Floor before it starts: servers that
+// block in fsync need more Ps than cores (see cellar/internal/procs). The
+// GOMAXPROCS environment variable, when set, wins.
+func raisesProcs(cmd *cobra.Command) *cobra.Command {
+	pre := cmd.PreRunE
+	cmd.PreRunE = func(c *cobra.Command, args []string) error {
+		procs.Raise()
+		if pre != nil {
+			return pre(c, args)
+		}
+		return nil
+	}
+	return cmd
 }
 
 // benchCommands lists `cellar bench ...` subcommands; each lives in its own
