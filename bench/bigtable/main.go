@@ -45,6 +45,7 @@ func main() {
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of every random draw (0: from the clock; printed)")
 	flag.StringVar(&cellarAddr, "cellar-addr", "", "comma-separated lock-service addresses of a running Cellar cluster (empty: an in-process cluster with one tablet server)")
 	noCellar := flag.Bool("no-cellar", false, "run only the emulator")
+	noEmulator := flag.Bool("no-emulator", false, "run only Cellar (no ratios; for profiling Cellar alone)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client and an in-process Cellar cluster; not the emulator's child) to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -63,7 +64,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, cellarAddr, *noCellar); err != nil {
+	if *noCellar && *noEmulator {
+		fmt.Fprintln(os.Stderr, "bigtable-ycsb: --no-cellar and --no-emulator leave nothing to run")
+		os.Exit(2)
+	}
+	if err := run(ctx, cfg, cellarAddr, *noCellar, *noEmulator); err != nil {
 		fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
 		stop()
 		pprof.StopCPUProfile()
@@ -71,7 +76,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar bool) (err error) {
+func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar, noEmulator bool) (err error) {
 	// Cellar first, so the ratios read Cellar / emulator.
 	var systems []ycsb.System
 	defer func() {
@@ -96,11 +101,15 @@ func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar bool)
 	} else {
 		fmt.Println("note: --no-cellar: only the emulator runs")
 	}
-	emu, err := startEmulator(ctx)
-	if err != nil {
-		return err
+	if !noEmulator {
+		emu, err := startEmulator(ctx)
+		if err != nil {
+			return err
+		}
+		systems = append(systems, emu)
+	} else {
+		fmt.Println("note: --no-emulator: only Cellar runs")
 	}
-	systems = append(systems, emu)
 	rs, err := ycsb.RunAll(ctx, systems, cfg, os.Stdout)
 	if err != nil {
 		return err
