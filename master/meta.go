@@ -154,9 +154,9 @@ func (t *term) readUserRows(ctx context.Context, fn func(key []byte, table uint6
 }
 
 // scanMetaIfDirty reads every user tablet's row from the META tablet and
-// merges them into the state: new tablets arrive unassigned (a server that
-// serves one reports it in its status, which follows the scan), known
-// ones take the row's range.
+// merges them into the state: new tablets arrive unassigned, and are not
+// assigned until a complete status round asked after the scan (a server
+// that serves one reports it there), known ones take the row's range.
 func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	t.mu.Lock()
 	dirty := t.metaDirty
@@ -216,6 +216,16 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.mergeScanLocked(descs, held, inMerge)
+	t.mergeIntents, t.splitIntents = merges, splits
+	t.metaDirty = false
+	return nil
+}
+
+// mergeScanLocked merges a METADATA scan's tablets (and which of them
+// intents hold) into the state.
+func (t *term) mergeScanLocked(descs []*datapb.TabletDescriptor, held, inMerge map[uint64]bool) {
+	t.scans++
 	for _, d := range descs {
 		if inMerge[d.TabletId] || t.gone[d.TabletId] {
 			continue
@@ -226,12 +236,11 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 			}
 			continue
 		}
-		t.tablets[d.TabletId] = &tabletInfo{desc: stripServer(d)}
+		// Not assigned until a status round asked after this scan (see
+		// tabletInfo.foundInScan): its server may not have been asked yet.
+		t.tablets[d.TabletId] = &tabletInfo{desc: stripServer(d), foundInScan: t.scans}
 	}
 	for id, ti := range t.tablets {
 		ti.held = held[id]
 	}
-	t.mergeIntents, t.splitIntents = merges, splits
-	t.metaDirty = false
-	return nil
 }

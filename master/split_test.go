@@ -44,3 +44,35 @@ func TestRecordSplitNeverLeavesDaughtersFree(t *testing.T) {
 		t.Error("recordSplit did not ask for a METADATA rescan")
 	}
 }
+
+// A tablet a METADATA scan finds after the pass's status round (a split's
+// left daughter committed, its intent cleared, its server not yet asked)
+// must not be assigned until a complete status round asked after that scan:
+// its splitting server serves it already.
+func TestScannedTabletWaitsForStatusRound(t *testing.T) {
+	schema := &datapb.TableSchema{}
+	tm := &term{
+		servers: map[string]*serverInfo{"s1": {id: "s1", addr: "127.0.0.1:1"}},
+		tablets: map[uint64]*tabletInfo{},
+		schemas: map[uint64]*datapb.TableSchema{1: schema},
+	}
+	known := &datapb.TabletDescriptor{TableId: 1, TabletId: 7, StartRow: []byte("m"), Dir: "p"}
+	tm.mergeScanLocked([]*datapb.TabletDescriptor{known}, nil, nil)
+	asked := tm.scans // a status round asked now, after the first scan
+	left := &datapb.TabletDescriptor{TableId: 1, TabletId: 9, EndRow: []byte("m"), Dir: "l"}
+	tm.mergeScanLocked([]*datapb.TabletDescriptor{left, known}, nil, nil)
+	if tm.assignableLocked(tm.tablets[9]) {
+		t.Fatal("a tablet found by a scan no status round followed is assignable")
+	}
+	tm.releaseScannedLocked(asked) // that round's answers came back
+	if tm.assignableLocked(tm.tablets[9]) {
+		t.Fatal("a status round asked before the scan released the tablet it found")
+	}
+	if !tm.assignableLocked(tm.tablets[7]) {
+		t.Fatal("a tablet the earlier round was asked after is still not assignable")
+	}
+	tm.releaseScannedLocked(tm.scans) // a round asked after the second scan
+	if !tm.assignableLocked(tm.tablets[9]) {
+		t.Fatal("a round asked after the scan did not release the tablet")
+	}
+}

@@ -42,6 +42,13 @@ type tabletInfo struct {
 	// by the master: a status answer requested before it says nothing
 	// about the assignment (refreshStatuses).
 	since uint64
+	// foundInScan: the tablet was first seen in METADATA scan number
+	// foundInScan (term.scans) and no complete status round asked after
+	// that scan has told whether a server serves it; 0 once one has. A
+	// split's daughter whose row is committed (and intent cleared) between
+	// a pass's status round and a later scan in that pass would otherwise
+	// look unassigned and be loaded on a second server.
+	foundInScan uint64
 }
 
 // term is one tenure as the active master. Its fields are guarded by mu,
@@ -74,7 +81,8 @@ type term struct {
 	// Intents found by the last METADATA scan, resolved by resolveIntents.
 	mergeIntents     []*mergeIntent
 	splitIntents     []*splitIntent
-	statusesComplete bool // every live server answered in the last refreshStatuses
+	statusesComplete bool   // every live server answered in the last refreshStatuses
+	scans            uint64 // METADATA scans merged into the state (tabletInfo.foundInScan)
 	gc               gcState
 }
 
@@ -306,6 +314,7 @@ func (t *term) refreshStatuses(ctx context.Context) {
 		servers = append(servers, s)
 	}
 	asked := t.gen // assignments made after this are newer than the answers
+	askedScan := t.scans
 	t.mu.Unlock()
 	type answer struct {
 		s  *serverInfo
@@ -394,6 +403,29 @@ func (t *term) refreshStatuses(ctx context.Context) {
 			}
 		}
 	}
+	if t.statusesComplete {
+		t.releaseScannedLocked(askedScan)
+	}
+}
+
+// releaseScannedLocked marks the tablets found by METADATA scans up to
+// number scan as told about by a complete status round asked after that
+// scan: every live server was asked, and one serving such a tablet listed
+// it, so those still unassigned are free to assign.
+func (t *term) releaseScannedLocked(scan uint64) {
+	for _, ti := range t.tablets {
+		if ti.foundInScan != 0 && ti.foundInScan <= scan {
+			ti.foundInScan = 0
+		}
+	}
+}
+
+// assignableLocked reports whether assignAll may load ti: a user tablet
+// of a known table, unassigned, not being loaded or moved, not held by an
+// intent, and not newly found by a scan no status round has followed.
+func (t *term) assignableLocked(ti *tabletInfo) bool {
+	return ti.server == "" && !ti.busy && !ti.held && ti.foundInScan == 0 &&
+		ti.desc.TableId != metadata.TableID && t.schemas[ti.desc.TableId] != nil
 }
 
 func reports(st *tabletpb.ServerStatusResponse, id uint64) bool {
@@ -630,7 +662,7 @@ func (t *term) assignAll(ctx context.Context) {
 	t.mu.Lock()
 	var todo []*tabletInfo
 	for _, ti := range t.tablets {
-		if ti.server == "" && !ti.busy && !ti.held && ti.desc.TableId != metadata.TableID && t.schemas[ti.desc.TableId] != nil {
+		if t.assignableLocked(ti) {
 			todo = append(todo, ti)
 		}
 	}
