@@ -1,12 +1,9 @@
 package tablet
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 
 	"cellar/dfs"
 	"cellar/internal/keys"
@@ -59,8 +56,6 @@ const (
 	// manifestVersionBounds when one does.
 	manifestVersion       = 1
 	manifestVersionBounds = 2
-	manifestName          = "MANIFEST"
-	manifestTmpName       = "MANIFEST.tmp"
 	// maxManifestSize caps what a decoder will read.
 	maxManifestSize = 64 << 20
 )
@@ -331,64 +326,3 @@ func (d *decoder) count(minSize int) int {
 	}
 	return int(n)
 }
-
-// readManifest loads dir/MANIFEST; (nil, nil) when there is none.
-func readManifest(ctx context.Context, fs dfs.FS, dir string) (*manifest, error) {
-	name := dfs.Join(dir, manifestName)
-	f, err := fs.Open(ctx, name)
-	if errors.Is(err, dfs.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cellar/tablet: open %s: %w", name, err)
-	}
-	defer f.Close()
-	if f.Size() > maxManifestSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes", ErrCorrupt, name, f.Size())
-	}
-	b := make([]byte, f.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && len(b) == 0) {
-		return nil, fmt.Errorf("cellar/tablet: read %s: %w", name, err)
-	}
-	m, err := decodeManifest(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return m, nil
-}
-
-// writeManifest makes m the durable state of dir: write a temporary file,
-// sync it, rename it over MANIFEST. Callers serialize calls per dir.
-func writeManifest(ctx context.Context, fs dfs.FS, dir string, m *manifest) error {
-	tmp, final := dfs.Join(dir, manifestTmpName), dfs.Join(dir, manifestName)
-	if err := fs.Remove(ctx, tmp); err != nil && !errors.Is(err, dfs.ErrNotFound) {
-		return fmt.Errorf("cellar/tablet: remove stale %s: %w", tmp, err)
-	}
-	f, err := fs.Create(ctx, tmp)
-	if err != nil {
-		return fmt.Errorf("cellar/tablet: create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(m.encode()); err != nil {
-		f.Close()
-		return fmt.Errorf("cellar/tablet: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(ctx); err != nil {
-		f.Close()
-		return fmt.Errorf("cellar/tablet: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("cellar/tablet: close %s: %w", tmp, err)
-	}
-	if err := fs.Rename(ctx, tmp, final); err != nil {
-		// On a remote file system (the dfs) a failed or cancelled rename
-		// may still have happened: the new manifest may be the live one.
-		return fmt.Errorf("cellar/tablet: rename %s: %w: %w", tmp, errManifestOutcomeUnknown, err)
-	}
-	return nil
-}
-
-// errManifestOutcomeUnknown marks a manifest write whose final rename
-// failed: the new manifest may or may not be in place, so the files it
-// lists must not be deleted. Open's orphan cleanup removes them later if
-// they turn out unreferenced.
-var errManifestOutcomeUnknown = errors.New("cellar/tablet: manifest install outcome unknown")
