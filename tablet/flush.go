@@ -190,7 +190,7 @@ func (t *Tablet) install(ctx context.Context, edit func(*manifest, map[string][]
 	edit(m, tables)
 	m.nextFileNum = t.nextFile.Load()
 	if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, t.epoch, m); err != nil {
-		return err
+		return t.fencedOr(ctx, err)
 	}
 	// Before anything is marked obsolete (and so deleted): a server that
 	// took the tablet over may list the files this commit drops.

@@ -139,7 +139,7 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 	// next opener, the master) see this Tablet's state, and so that the
 	// older epochs' files can go.
 	if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, epoch, man); err != nil {
-		return nil, err
+		return nil, t.fencedOr(ctx, err)
 	}
 	if err := t.checkFence(ctx); err != nil {
 		return nil, err
@@ -288,6 +288,16 @@ func (t *Tablet) checkFence(ctx context.Context) error {
 			"dir", t.opts.Dir, "epoch", t.epoch, "newer_epoch", e)
 	}
 	return t.fencedError(e)
+}
+
+// fencedOr returns err, a failed manifest write, wrapping ErrFenced too
+// if the tablet turns out fenced: a newer opener's cleanup removes the
+// temporary manifests of older epochs, which is why such a write fails.
+func (t *Tablet) fencedOr(ctx context.Context, err error) error {
+	if ferr := t.checkFence(ctx); errors.Is(ferr, ErrFenced) {
+		return fmt.Errorf("%w: %w", ferr, err)
+	}
+	return err
 }
 
 func (t *Tablet) fencedError(newer uint64) error {
