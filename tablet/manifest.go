@@ -11,9 +11,22 @@ import (
 
 // The manifest records a tablet's durable state: its live SSTables per
 // family and the sequence number up to which the commit log is redundant.
-// It is rewritten whole (it is small) to MANIFEST.tmp, synced, and renamed
-// over MANIFEST; the rename is atomic and durable, so a crash leaves either
-// the old or the new file set, never a mix.
+// It is rewritten whole (it is small) to a temporary file, synced, and
+// renamed over the manifest; the rename is atomic and durable, so a crash
+// leaves either the old or the new file set, never a mix.
+//
+// File names (part of the format): every Open of a tablet directory takes
+// a new epoch e, one above the highest in the directory, by creating
+// CLAIM-<e> exclusively (an empty file), and writes all its manifests as
+// MANIFEST-<e>, through MANIFEST-<e>.tmp. e is decimal, 1 to 2^63-1, with
+// no sign or leading zero; any other spelling is not a manifest or claim.
+// The legacy name MANIFEST (and MANIFEST.tmp), all there was before
+// epochs, is epoch 0: still read, never written by a tablet, and removed
+// by the first Open with epochs. The directory's manifest is the one of
+// the highest epoch; a server that lost the tablet writes only to its own
+// lower epoch's, which nobody reads (see epoch.go and Tablet.checkFence).
+// Open removes lower epochs' files once its own manifest is durable. Split
+// and Merge give a brand-new directory its first manifest as MANIFEST-1.
 //
 // Format (part of the format; never change; a new layout gets a new
 // version byte):
