@@ -572,6 +572,12 @@ func (t *Tablet) admit(ctx context.Context, n int, need int64) (*memTable, keys.
 			t.mu.Unlock()
 			return nil, 0, 0, nil, err
 		}
+		if t.fenced.Load() {
+			// Another server opened the tablet: what this one would
+			// acknowledge now could never reach its state.
+			t.mu.Unlock()
+			return nil, 0, 0, nil, t.fencedError(0)
+		}
 		mem := t.mu.mem
 		if mem.m.Size()+mem.inflight.Load()+need <= t.opts.MemtableSize {
 			break
