@@ -6,8 +6,11 @@
 //
 // # Layout in the file system
 //
-//	<Dir>/MANIFEST          the live file set and flushed sequence number
-//	<Dir>/MANIFEST.tmp      a manifest being written (deleted on the next write)
+//	<Dir>/MANIFEST-<e>      the live file set and flushed sequence number,
+//	                        written by the opener of epoch e (the highest
+//	                        epoch's is the tablet's; MANIFEST is epoch 0)
+//	<Dir>/MANIFEST-<e>.tmp  a manifest being written (deleted on the next write)
+//	<Dir>/CLAIM-<e>         epoch e's claim, created exclusively by Open
 //	<Dir>/log/%016d.log     the tablet's own commit log (when Options.Log is nil)
 //	<Dir>/sst/%06d.sst      SSTables this tablet wrote
 //
@@ -74,7 +77,7 @@
 // A background flusher (owned by the Tablet, stopped by Close) takes the
 // oldest immutable memtable once all its writers are done and published,
 // writes its per-family SSTables, writes a new manifest (new files +
-// FlushedSeq) and renames it over MANIFEST, and only then drops the
+// FlushedSeq) and renames it over MANIFEST-<epoch>, and only then drops the
 // memtable (its arena goes back to Options.MemtablePool once no read state
 // holds it) and releases commit-log files holding nothing past FlushedSeq
 // (own log; a shared log's owner uses FlushedSeq). A failed flush or
@@ -97,7 +100,8 @@
 //
 // # Recovery
 //
-// Open reads the manifest, deletes orphan tables, opens the live ones, and
+// Open claims an epoch (see Fencing), reads the manifest, deletes orphan
+// tables, opens the live ones, and
 // replays Options.RecoverLogDirs (a shared server log), the entries
 // Options.RecoverEntries feeds (a dead server's log split per tablet), and
 // then its own log (wal.Replay): entries of this
@@ -116,9 +120,11 @@
 // the parent's SSTables by path, restricted by the daughter's row range;
 // nothing is copied. One daughter may keep the parent's directory (the
 // serving layer keeps the right daughter's ID and directory): its manifest
-// replaces the parent's by the atomic rename, the split's commit point.
-// Otherwise the parent's manifest is marked split and Open refuses it
-// (ErrSplit).
+// replaces the parent's by the atomic rename, the split's commit point
+// (under the splitting Tablet's epoch, and only if it is not fenced: the
+// daughter's Open then claims the next epoch). A daughter in a new
+// directory gets its first manifest as MANIFEST-1. Otherwise the parent's
+// manifest is marked split and Open refuses it (ErrSplit).
 //
 // File deletion stays reference-safe because a tablet deletes only tables
 // in its own Dir/sst numbered at or above its manifest's split floor. A
@@ -142,6 +148,24 @@
 // everything inherited. The parents' files are not in the merged tablet's
 // directory, so it never deletes them; ReadManifest lets the table-wide
 // garbage collector see what every tablet references.
+//
+// # Fencing
+//
+// A server paused past its lock session may resume in the middle of a
+// flush, compaction or split, after the tablet's new server opened it.
+// Each Open therefore claims a new epoch of the directory (CLAIM-<e>,
+// created exclusively: the file system decides between racing openers),
+// and only then reads the newest manifest, which it writes again as
+// MANIFEST-<e> before serving. Readers (Open, Split, Merge, ReadManifest)
+// take the highest epoch's manifest, so the old server's later manifests
+// are ignored. After every manifest commit, and before any file is
+// deleted, a Tablet lists its directory: an epoch above its own means it
+// was taken over, and it deletes nothing, writes no more manifests and
+// fails with ErrFenced. If there is none, any later opener's claim, and
+// so its manifest read, comes after the commit: it reads a file set that
+// lists none of the files the commit made obsolete. A zombie's stray
+// tables are orphans to the new owner's next Open, and table numbers skip
+// names already taken.
 //
 // # Concurrency
 //

@@ -29,4 +29,9 @@ var (
 	// ErrNoSplitKey: SplitKey found no row strictly inside the tablet's
 	// range to split at (the tablet is empty or holds a single row).
 	ErrNoSplitKey = errors.New("cellar/tablet: no split key")
+	// ErrFenced: another server opened the tablet (took a higher epoch of
+	// its directory) since this Tablet did; it writes no more manifests
+	// and deletes no files, and refuses writes. Also Open's error when
+	// racing openers kept taking every epoch it tried.
+	ErrFenced = errors.New("cellar/tablet: fenced: another server opened the tablet")
 )

@@ -131,9 +131,9 @@ func TestFaultFlushFails(t *testing.T) {
 	for _, rule := range []faultfs.Rule{
 		{Op: faultfs.OpSync, Pattern: "t/sst/*", Nth: 1},
 		{Op: faultfs.OpWrite, Pattern: "t/sst/*", Nth: 1},
-		{Op: faultfs.OpCreate, Pattern: "t/MANIFEST.tmp", Nth: 1},
-		{Op: faultfs.OpSync, Pattern: "t/MANIFEST.tmp", Nth: 1},
-		{Op: faultfs.OpRename, Pattern: "t/MANIFEST.tmp", Nth: 1},
+		{Op: faultfs.OpCreate, Pattern: "t/MANIFEST-1.tmp", Nth: 1},
+		{Op: faultfs.OpSync, Pattern: "t/MANIFEST-1.tmp", Nth: 1},
+		{Op: faultfs.OpRename, Pattern: "t/MANIFEST-1.tmp", Nth: 1},
 	} {
 		t.Run(fmt.Sprintf("%v-%s", rule.Op, rule.Pattern), func(t *testing.T) { testFlushFault(t, rule) })
 	}
@@ -142,7 +142,7 @@ func TestFaultFlushFails(t *testing.T) {
 func testFlushFault(t *testing.T, rule faultfs.Rule) {
 	ctx := context.Background()
 	inner := memfs.New()
-	ffs := faultfs.New(inner, rule)
+	ffs := faultfs.New(inner)
 	var flushErrs atomic.Int32
 	opts := faultOptions(ffs)
 	opts.Events.FlushEnd = func(fi FlushInfo) {
@@ -154,6 +154,8 @@ func testFlushFault(t *testing.T, rule faultfs.Rule) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Armed after Open, which writes a manifest under its epoch too.
+	ffs.AddRule(rule)
 	acked := map[string]bool{}
 	for i := 0; i < 20; i++ {
 		row := fmt.Sprintf("r%03d", i)
@@ -318,7 +320,7 @@ func readAll(t *testing.T, fs dfs.FS, name string) []byte {
 func TestFaultCompactionFails(t *testing.T) {
 	for _, rule := range []faultfs.Rule{
 		{Op: faultfs.OpSync, Pattern: "t/sst/*", Nth: 1},
-		{Op: faultfs.OpRename, Pattern: "t/MANIFEST.tmp", Nth: 1},
+		{Op: faultfs.OpRename, Pattern: "t/MANIFEST-1.tmp", Nth: 1},
 	} {
 		t.Run(fmt.Sprintf("%v-%s", rule.Op, rule.Pattern), func(t *testing.T) {
 			ctx := context.Background()

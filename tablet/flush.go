@@ -184,9 +184,17 @@ func (t *Tablet) install(ctx context.Context, edit func(*manifest, map[string][]
 		tables[f] = append([]*table(nil), ts...)
 	}
 	t.mu.Unlock()
+	if t.fenced.Load() {
+		return t.fencedError(0)
+	}
 	edit(m, tables)
 	m.nextFileNum = t.nextFile.Load()
-	if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, m); err != nil {
+	if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, t.epoch, m); err != nil {
+		return t.fencedOr(ctx, err)
+	}
+	// Before anything is marked obsolete (and so deleted): a server that
+	// took the tablet over may list the files this commit drops.
+	if err := t.checkFence(ctx); err != nil {
 		return err
 	}
 	t.mu.Lock()
@@ -283,9 +291,10 @@ func (t *Tablet) waitFlushed(ctx context.Context, n uint64) error {
 
 // discardOutput closes a new table whose install failed with err, and
 // deletes it unless the manifest listing it may have been installed
-// anyway (then Open's orphan cleanup decides).
+// anyway, or the tablet was fenced (a server that took it over may have
+// read the manifest listing it): then Open's orphan cleanup decides.
 func discardOutput(tb *table, err error) {
-	tb.obsolete.Store(!errors.Is(err, errManifestOutcomeUnknown))
+	tb.obsolete.Store(!errors.Is(err, errManifestOutcomeUnknown) && !errors.Is(err, ErrFenced))
 	tb.refs.Store(1)
 	_ = tb.unref()
 }

@@ -203,13 +203,13 @@ func TestManifestFile(t *testing.T) {
 		t.Fatalf("readManifest of nothing = %v, %v", m, err)
 	}
 	// A stale temporary file from a crash does not get in the way.
-	f, _ := fs.Create(ctx, "t/"+manifestTmpName)
+	f, _ := fs.Create(ctx, "t/"+manifestFileName(1)+tmpSuffix)
 	f.Write([]byte("junk"))
 	f.Close()
 	for i := 0; i < 3; i++ {
 		m := testManifest()
 		m.flushedSeq = keys.SeqNum(i)
-		if err := writeManifest(ctx, fs, "t", m); err != nil {
+		if err := writeManifest(ctx, fs, "t", 1, m); err != nil {
 			t.Fatal(err)
 		}
 		got, err := readManifest(ctx, fs, "t")
@@ -218,8 +218,8 @@ func TestManifestFile(t *testing.T) {
 		}
 	}
 	ents, _ := fs.List(ctx, "t")
-	if len(ents) != 1 || ents[0].Name != manifestName {
-		t.Fatalf("dir holds %v, want only MANIFEST", ents)
+	if len(ents) != 1 || ents[0].Name != "MANIFEST-1" {
+		t.Fatalf("dir holds %v, want only MANIFEST-1", ents)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,7 +27,7 @@ func (r *renameThenFail) Rename(ctx context.Context, oldname, newname string) er
 	if err := r.FS.Rename(ctx, oldname, newname); err != nil {
 		return err
 	}
-	if r.armed.Load() && strings.HasSuffix(newname, manifestName) {
+	if r.armed.Load() && strings.HasPrefix(path.Base(newname), manifestPrefix) {
 		return errLostReply
 	}
 	return nil

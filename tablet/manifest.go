@@ -1,12 +1,9 @@
 package tablet
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 
 	"cellar/dfs"
 	"cellar/internal/keys"
@@ -14,9 +11,22 @@ import (
 
 // The manifest records a tablet's durable state: its live SSTables per
 // family and the sequence number up to which the commit log is redundant.
-// It is rewritten whole (it is small) to MANIFEST.tmp, synced, and renamed
-// over MANIFEST; the rename is atomic and durable, so a crash leaves either
-// the old or the new file set, never a mix.
+// It is rewritten whole (it is small) to a temporary file, synced, and
+// renamed over the manifest; the rename is atomic and durable, so a crash
+// leaves either the old or the new file set, never a mix.
+//
+// File names (part of the format): every Open of a tablet directory takes
+// a new epoch e, one above the highest in the directory, by creating
+// CLAIM-<e> exclusively (an empty file), and writes all its manifests as
+// MANIFEST-<e>, through MANIFEST-<e>.tmp. e is decimal, 1 to 2^63-1, with
+// no sign or leading zero; any other spelling is not a manifest or claim.
+// The legacy name MANIFEST (and MANIFEST.tmp), all there was before
+// epochs, is epoch 0: still read, never written by a tablet, and removed
+// by the first Open with epochs. The directory's manifest is the one of
+// the highest epoch; a server that lost the tablet writes only to its own
+// lower epoch's, which nobody reads (see epoch.go and Tablet.checkFence).
+// Open removes lower epochs' files once its own manifest is durable. Split
+// and Merge give a brand-new directory its first manifest as MANIFEST-1.
 //
 // Format (part of the format; never change; a new layout gets a new
 // version byte):
@@ -59,8 +69,6 @@ const (
 	// manifestVersionBounds when one does.
 	manifestVersion       = 1
 	manifestVersionBounds = 2
-	manifestName          = "MANIFEST"
-	manifestTmpName       = "MANIFEST.tmp"
 	// maxManifestSize caps what a decoder will read.
 	maxManifestSize = 64 << 20
 )
@@ -331,64 +339,3 @@ func (d *decoder) count(minSize int) int {
 	}
 	return int(n)
 }
-
-// readManifest loads dir/MANIFEST; (nil, nil) when there is none.
-func readManifest(ctx context.Context, fs dfs.FS, dir string) (*manifest, error) {
-	name := dfs.Join(dir, manifestName)
-	f, err := fs.Open(ctx, name)
-	if errors.Is(err, dfs.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cellar/tablet: open %s: %w", name, err)
-	}
-	defer f.Close()
-	if f.Size() > maxManifestSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes", ErrCorrupt, name, f.Size())
-	}
-	b := make([]byte, f.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && len(b) == 0) {
-		return nil, fmt.Errorf("cellar/tablet: read %s: %w", name, err)
-	}
-	m, err := decodeManifest(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return m, nil
-}
-
-// writeManifest makes m the durable state of dir: write a temporary file,
-// sync it, rename it over MANIFEST. Callers serialize calls per dir.
-func writeManifest(ctx context.Context, fs dfs.FS, dir string, m *manifest) error {
-	tmp, final := dfs.Join(dir, manifestTmpName), dfs.Join(dir, manifestName)
-	if err := fs.Remove(ctx, tmp); err != nil && !errors.Is(err, dfs.ErrNotFound) {
-		return fmt.Errorf("cellar/tablet: remove stale %s: %w", tmp, err)
-	}
-	f, err := fs.Create(ctx, tmp)
-	if err != nil {
-		return fmt.Errorf("cellar/tablet: create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(m.encode()); err != nil {
-		f.Close()
-		return fmt.Errorf("cellar/tablet: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(ctx); err != nil {
-		f.Close()
-		return fmt.Errorf("cellar/tablet: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("cellar/tablet: close %s: %w", tmp, err)
-	}
-	if err := fs.Rename(ctx, tmp, final); err != nil {
-		// On a remote file system (the dfs) a failed or cancelled rename
-		// may still have happened: the new manifest may be the live one.
-		return fmt.Errorf("cellar/tablet: rename %s: %w: %w", tmp, errManifestOutcomeUnknown, err)
-	}
-	return nil
-}
-
-// errManifestOutcomeUnknown marks a manifest write whose final rename
-// failed: the new manifest may or may not be in place, so the files it
-// lists must not be deleted. Open's orphan cleanup removes them later if
-// they turn out unreferenced.
-var errManifestOutcomeUnknown = errors.New("cellar/tablet: manifest install outcome unknown")

@@ -34,7 +34,10 @@ type ManifestInfo struct {
 	SplitFloor uint64
 }
 
-// ReadManifest reads the manifest in dir; (nil, nil) when there is none.
+// ReadManifest reads the manifest of the highest epoch in dir (the legacy
+// MANIFEST being epoch 0): the state of the tablet's newest opener, which
+// a server that lost the tablet can no longer change. (nil, nil) when
+// there is none.
 // Errors for bytes that do not decode wrap ErrCorrupt.
 func ReadManifest(ctx context.Context, fs dfs.FS, dir string) (*ManifestInfo, error) {
 	m, err := readManifest(ctx, fs, dir)
@@ -136,7 +139,9 @@ func Merge(ctx context.Context, fs dfs.FS, id ID, leftDir, rightDir, dir string)
 		}
 		merged.families[fam] = files
 	}
-	if err := writeManifest(ctx, fs, dir, merged); err != nil {
+	// A new directory: its first epoch, which the merged tablet's Open
+	// claims past.
+	if err := writeManifest(ctx, fs, dir, firstEpoch, merged); err != nil {
 		return nil, nil, fmt.Errorf("cellar/tablet: merge: %w", err)
 	}
 	return merged.startRow, merged.endRow, nil

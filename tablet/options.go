@@ -31,7 +31,8 @@ const (
 type Options struct {
 	// FS holds every file of the tablet. Required.
 	FS dfs.FS
-	// Dir is the tablet's directory in FS (MANIFEST, sst/, log/). Required.
+	// Dir is the tablet's directory in FS (MANIFEST-<epoch>,
+	// CLAIM-<epoch>, sst/, log/). Required.
 	Dir string
 	// ID tags the tablet's entries in the commit log.
 	ID ID

@@ -243,6 +243,12 @@ func (t *Tablet) Split(ctx context.Context, splitRow []byte, leftDir, rightDir s
 	if rightDir != t.opts.Dir {
 		ds[0], ds[1] = ds[1], ds[0] // a daughter in the parent's dir goes last: the commit point
 	}
+	// A Tablet fenced by a newer opener must not split: its manifests no
+	// longer count. Checked again after the commit point below.
+	if err := t.checkFence(ctx); err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("cellar/tablet: split: %w", err)
+	}
 	inPlace := false
 	for _, d := range ds {
 		m := man.clone()
@@ -254,7 +260,13 @@ func (t *Tablet) Split(ctx context.Context, splitRow []byte, leftDir, rightDir s
 		} else {
 			m.nextFileNum, m.splitFloor = 1, 0
 		}
-		if err := writeManifest(ctx, t.opts.FS, d.dir, m); err != nil {
+		// The parent's directory gets this Tablet's epoch; a new one its
+		// first, which the daughter's Open then claims past.
+		epoch := uint64(firstEpoch)
+		if d.dir == t.opts.Dir {
+			epoch = t.epoch
+		}
+		if err := writeManifest(ctx, t.opts.FS, d.dir, epoch, m); err != nil {
 			unlock()
 			return nil, nil, fmt.Errorf("cellar/tablet: split: %w", err)
 		}
@@ -269,10 +281,17 @@ func (t *Tablet) Split(ctx context.Context, splitRow []byte, leftDir, rightDir s
 	}
 	if !inPlace {
 		man.split = true
-		if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, man); err != nil {
+		if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, t.epoch, man); err != nil {
 			unlock()
 			return nil, nil, fmt.Errorf("cellar/tablet: split: %w", err)
 		}
+	}
+	// The commit point counts only if no newer opener of the parent's
+	// directory read an older manifest first: if one exists, readers take
+	// its epoch's manifest and the split did not happen.
+	if err := t.checkFence(ctx); err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("cellar/tablet: split: %w", err)
 	}
 	unlock()
 	t.logger.Info("tablet split", "split_row", fmt.Sprintf("%q", splitRow), "left", leftDir, "right", rightDir)

@@ -181,12 +181,25 @@ type tableWriter struct {
 	n    uint64
 }
 
+// maxTableCreateAttempts bounds newTableWriter's skips past numbers taken.
+const maxTableCreateAttempts = 16
+
 func (t *Tablet) newTableWriter(ctx context.Context, family string) (*tableWriter, error) {
-	num := t.nextFile.Add(1) - 1
-	path := dfs.Join(t.sstDir(), tableName(num))
-	f, err := t.opts.FS.Create(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("cellar/tablet: create %s: %w", path, err)
+	var f dfs.File
+	var path string
+	for attempt := 1; ; attempt++ {
+		num := t.nextFile.Add(1) - 1
+		path = dfs.Join(t.sstDir(), tableName(num))
+		var err error
+		f, err = t.opts.FS.Create(ctx, path)
+		if err == nil {
+			break
+		}
+		// A server that had the tablet before (see ErrFenced) may have
+		// taken the number since Open looked: skip it.
+		if !errors.Is(err, dfs.ErrExist) || attempt == maxTableCreateAttempts {
+			return nil, fmt.Errorf("cellar/tablet: create %s: %w", path, err)
+		}
 	}
 	fo := t.fam[family]
 	w := sstable.NewWriter(f, &sstable.WriterOptions{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,12 @@ type Tablet struct {
 	nextFile   atomic.Uint64
 	splitFloor uint64 // from the manifest at Open; see Tablet.owns
 	flushedSeq atomic.Uint64
+
+	// epoch is this opening's claim on Dir: its manifests are
+	// MANIFEST-<epoch>. fenced is set once a higher epoch was seen: the
+	// tablet then writes no manifest and deletes no file.
+	epoch  uint64
+	fenced atomic.Bool
 
 	// installMu serializes manifest writes and file-set changes (flush and
 	// compaction installs). Held across I/O; never taken under mu.
@@ -69,9 +76,12 @@ type Tablet struct {
 	closeErr                   error
 }
 
-// Open opens (or creates) the tablet in opts.Dir: it reads the manifest,
-// deletes SSTables the manifest does not list (left by a crash mid-flush or
-// mid-compaction), opens the live ones, replays its own commit log past the
+// Open opens (or creates) the tablet in opts.Dir: it claims a new epoch of
+// the directory (which fences any Tablet that opened it before: see
+// ErrFenced), reads the manifest of the highest epoch below its own and
+// writes it again under its own, deletes SSTables the manifest does not
+// list (left by a crash mid-flush or mid-compaction) and older epochs'
+// files, opens the live tables, replays its own commit log past the
 // flushed sequence number, and starts the background flusher and compactor.
 func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 	if opts == nil {
@@ -98,21 +108,41 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 	t.compactSignal = make(chan struct{}, 1)
 	t.mu.changed = make(chan struct{})
 
-	man, err := readManifest(ctx, t.opts.FS, t.opts.Dir)
+	// An advisory look first: an Open bound to fail (a split parent, a
+	// stale row range) should not take an epoch, which would fence the
+	// tablet's real server. The manifest that counts is read after the
+	// claim.
+	if pre, err := readManifest(ctx, t.opts.FS, t.opts.Dir); err != nil {
+		return nil, err
+	} else if err := t.checkManifest(pre); err != nil {
+		return nil, err
+	}
+	epoch, err := claimEpoch(ctx, t.opts.FS, t.opts.Dir)
 	if err != nil {
+		return nil, err
+	}
+	t.epoch = epoch
+	// Only now is the manifest read: a previous server that commits a
+	// manifest after this read sees the claim when it checks, so it
+	// deletes nothing this Tablet may list (see install).
+	man, _, err := readManifestBelow(ctx, t.opts.FS, t.opts.Dir, epoch)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkManifest(man); err != nil {
 		return nil, err
 	}
 	if man == nil {
 		man = &manifest{id: t.opts.ID, startRow: t.opts.StartRow, endRow: t.opts.EndRow, nextFileNum: 1, families: map[string][]fileMeta{}}
-	} else {
-		if man.split {
-			return nil, fmt.Errorf("cellar/tablet: open %s: %w", t.opts.Dir, ErrSplit)
-		}
-		if string(man.startRow) != string(t.opts.StartRow) || string(man.endRow) != string(t.opts.EndRow) ||
-			(man.startRow == nil) != (t.opts.StartRow == nil) || (man.endRow == nil) != (t.opts.EndRow == nil) {
-			return nil, fmt.Errorf("%w: row range [%q, %q) differs from the manifest's [%q, %q)",
-				ErrInvalidOptions, t.opts.StartRow, t.opts.EndRow, man.startRow, man.endRow)
-		}
+	}
+	// The manifest goes under this epoch at once, so that readers (the
+	// next opener, the master) see this Tablet's state, and so that the
+	// older epochs' files can go.
+	if err := writeManifest(ctx, t.opts.FS, t.opts.Dir, epoch, man); err != nil {
+		return nil, t.fencedOr(ctx, err)
+	}
+	if err := t.checkFence(ctx); err != nil {
+		return nil, err
 	}
 	t.mu.man = man
 	t.nextFile.Store(man.nextFileNum)
@@ -170,7 +200,7 @@ func Open(ctx context.Context, opts *Options) (*Tablet, error) {
 	go t.flushLoop()
 	go t.compactLoop()
 	t.signal(t.compactSignal)
-	t.logger.Info("tablet opened", "dir", t.opts.Dir, "seq", uint64(t.mu.nextSeq-1), "flushed_seq", uint64(man.flushedSeq))
+	t.logger.Info("tablet opened", "dir", t.opts.Dir, "epoch", epoch, "seq", uint64(t.mu.nextSeq-1), "flushed_seq", uint64(man.flushedSeq))
 	return t, nil
 }
 
@@ -215,9 +245,77 @@ func (t *Tablet) signal(ch chan struct{}) {
 	}
 }
 
-// deleteOrphans removes the tables of Dir/sst the manifest does not list
-// (left by a crash mid-flush or mid-compaction), except those that may be
-// shared with a split sibling (numbered below the split floor).
+// checkManifest refuses a manifest Open must not serve from: a split
+// parent's, or one whose row range differs from the options'. nil (a new
+// tablet) passes.
+func (t *Tablet) checkManifest(man *manifest) error {
+	if man == nil {
+		return nil
+	}
+	if man.split {
+		return fmt.Errorf("cellar/tablet: open %s: %w", t.opts.Dir, ErrSplit)
+	}
+	if string(man.startRow) != string(t.opts.StartRow) || string(man.endRow) != string(t.opts.EndRow) ||
+		(man.startRow == nil) != (t.opts.StartRow == nil) || (man.endRow == nil) != (t.opts.EndRow == nil) {
+		return fmt.Errorf("%w: row range [%q, %q) differs from the manifest's [%q, %q)",
+			ErrInvalidOptions, t.opts.StartRow, t.opts.EndRow, man.startRow, man.endRow)
+	}
+	return nil
+}
+
+// checkFence runs after every manifest commit and before any deletion:
+// it fails, wrapping ErrFenced, if an epoch above the tablet's has been
+// claimed in Dir. If none has, whoever claims one later reads a manifest
+// at least as new as the one just committed, which lists none of the
+// files the commit made obsolete; if one has, its owner may have read an
+// older manifest that still lists them, so nothing may be deleted, and
+// this tablet's manifests no longer count (readers take the highest
+// epoch's). A failed listing leaves the question open: the error then
+// wraps errManifestOutcomeUnknown, which also keeps every file.
+func (t *Tablet) checkFence(ctx context.Context) error {
+	if t.fenced.Load() {
+		return t.fencedError(0)
+	}
+	e, err := higherEpoch(ctx, t.opts.FS, t.opts.Dir, t.epoch)
+	if err != nil {
+		return fmt.Errorf("%w: fence check: %w", errManifestOutcomeUnknown, err)
+	}
+	if e == 0 {
+		return nil
+	}
+	if !t.fenced.Swap(true) {
+		t.logger.Error("fenced: another server opened the tablet; this one writes no more manifests and deletes no files",
+			"dir", t.opts.Dir, "epoch", t.epoch, "newer_epoch", e)
+	}
+	return t.fencedError(e)
+}
+
+// fencedOr returns err, a failed manifest write, wrapping ErrFenced too
+// if the tablet turns out fenced: a newer opener's cleanup removes the
+// temporary manifests of older epochs, which is why such a write fails.
+func (t *Tablet) fencedOr(ctx context.Context, err error) error {
+	if ferr := t.checkFence(ctx); errors.Is(ferr, ErrFenced) {
+		return fmt.Errorf("%w: %w", ferr, err)
+	}
+	return err
+}
+
+func (t *Tablet) fencedError(newer uint64) error {
+	if newer == 0 {
+		return fmt.Errorf("cellar/tablet: %s: %w (epoch %d)", t.opts.Dir, ErrFenced, t.epoch)
+	}
+	return fmt.Errorf("cellar/tablet: %s: %w (epoch %d, found epoch %d)", t.opts.Dir, ErrFenced, t.epoch, newer)
+}
+
+// deleteOrphans runs once MANIFEST-<epoch> is durable and no higher epoch
+// was seen. It removes the tables of Dir/sst the manifest does not list
+// (left by a crash mid-flush or mid-compaction, or written by a previous
+// server after it lost the tablet), except those that may be shared with a
+// split sibling (numbered below the split floor), and the manifests,
+// claims and temporaries of lower epochs, which no reader takes any more.
+// Higher epochs are never touched. It also moves the next table number
+// past every table file present: a previous server may still create
+// tables numbered from the manifest it had.
 func (t *Tablet) deleteOrphans(ctx context.Context, man *manifest) error {
 	live := map[string]bool{}
 	for _, files := range man.families {
@@ -230,6 +328,9 @@ func (t *Tablet) deleteOrphans(ctx context.Context, man *manifest) error {
 		return fmt.Errorf("cellar/tablet: list %s: %w", t.sstDir(), err)
 	}
 	for _, e := range ents {
+		if num, ok := parseTableName(e.Name); ok && !e.IsDir && num >= t.nextFile.Load() && num < math.MaxUint64 {
+			t.nextFile.Store(num + 1)
+		}
 		p := dfs.Join(t.sstDir(), e.Name)
 		if e.IsDir || live[p] || !t.owns(p, man.splitFloor) {
 			continue
@@ -238,6 +339,19 @@ func (t *Tablet) deleteOrphans(ctx context.Context, man *manifest) error {
 			return fmt.Errorf("cellar/tablet: delete orphan %s: %w", p, err)
 		}
 		t.logger.Info("deleted orphan table", "file", p)
+	}
+	d, err := listEpochs(ctx, t.opts.FS, t.opts.Dir)
+	if err != nil {
+		return err
+	}
+	for name, ef := range d.names {
+		if ef.epoch >= t.epoch {
+			continue
+		}
+		p := dfs.Join(t.opts.Dir, name)
+		if err := t.opts.FS.Remove(ctx, p); err != nil && !errors.Is(err, dfs.ErrNotFound) {
+			return fmt.Errorf("cellar/tablet: delete old epoch's %s: %w", p, err)
+		}
 	}
 	return nil
 }
@@ -457,6 +571,12 @@ func (t *Tablet) admit(ctx context.Context, n int, need int64) (*memTable, keys.
 			err := t.mu.bgErr
 			t.mu.Unlock()
 			return nil, 0, 0, nil, err
+		}
+		if t.fenced.Load() {
+			// Another server opened the tablet: what this one would
+			// acknowledge now could never reach its state.
+			t.mu.Unlock()
+			return nil, 0, 0, nil, t.fencedError(0)
 		}
 		mem := t.mu.mem
 		if mem.m.Size()+mem.inflight.Load()+need <= t.opts.MemtableSize {

@@ -2,12 +2,16 @@ package tabletserver
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"cellar/internal/serr"
 	datapb "cellar/proto/cellar/data/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
+	"cellar/tablet"
 )
 
 // FuzzRequest: converting any decodable request never panics, and the
@@ -48,4 +52,13 @@ func FuzzRequest(f *testing.F) {
 			_, _ = FamiliesFromSchema(&sch)
 		}
 	})
+}
+
+// A tablet another server has opened (tablet.ErrFenced) answers
+// NOT_SERVING, so clients drop their cached location and find the owner.
+func TestTabletErrFencedIsNotServing(t *testing.T) {
+	err := tabletErr(fmt.Errorf("cellar/tablet: flush: %w", tablet.ErrFenced))
+	if !errors.Is(err, serr.ErrNotServing) || !errors.Is(err, tablet.ErrFenced) {
+		t.Fatalf("tabletErr(fenced) = %v, want ErrNotServing wrapping ErrFenced", err)
+	}
 }

@@ -403,7 +403,9 @@ func tabletErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, tablet.ErrClosed) || errors.Is(err, tablet.ErrRowOutOfRange) || errors.Is(err, wal.ErrClosed) {
+	if errors.Is(err, tablet.ErrClosed) || errors.Is(err, tablet.ErrRowOutOfRange) || errors.Is(err, wal.ErrClosed) ||
+		errors.Is(err, tablet.ErrFenced) { // another server opened the tablet: the client relocates
+
 		return fmt.Errorf("%w: %w", serr.ErrNotServing, err)
 	}
 	return err

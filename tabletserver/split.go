@@ -140,7 +140,7 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 	}
 	if err != nil {
 		s.logger.Error("split failed; reopening the parent", "tablet", parent.GetTabletId(), "err", err)
-		s.recoverParent(e)
+		s.recoverParent(e, err)
 		s.clearIntent(parentRow)
 		return nil, nil, tabletErr(err)
 	}
@@ -270,13 +270,21 @@ func (s *Server) clearIntent(row []byte) {
 	}
 }
 
-// recoverParent reopens a parent whose Split failed, or drops it if it
-// cannot be reopened (the master reassigns it).
-func (s *Server) recoverParent(e *entry) {
+// recoverParent reopens a parent whose Split failed with splitErr, or
+// drops it if it cannot be reopened or was fenced (tablet.ErrFenced:
+// another server has it); the master reassigns it.
+func (s *Server) recoverParent(e *entry, splitErr error) {
 	ctx, cancel := context.WithTimeout(s.bgCtx, time.Minute)
 	defer cancel()
 	_ = e.t.Close()
-	t, err := s.openTablet(ctx, e.desc, e.fams, nil)
+	var t *tablet.Tablet
+	err := splitErr
+	if !errors.Is(splitErr, tablet.ErrFenced) {
+		// A fenced parent is not reopened: another server opened the
+		// tablet since this one did, and reopening it would fence that
+		// server in turn.
+		t, err = s.openTablet(ctx, e.desc, e.fams, nil)
+	}
 	if err != nil {
 		s.logger.Error("reopen parent after failed split; dropping it", "tablet", e.desc.GetTabletId(), "err", err)
 		s.mu.Lock()

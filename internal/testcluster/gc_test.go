@@ -12,6 +12,7 @@ import (
 	"cellar/client"
 	"cellar/dfs"
 	"cellar/internal/testcluster"
+	"cellar/tablet"
 )
 
 // The master's garbage collector deletes what no live tablet references,
@@ -110,7 +111,7 @@ func TestGarbageCollectionAfterSplitAndMerge(t *testing.T) {
 		t.Fatalf("merge: %v", err)
 	}
 	waitTablets(t, ctx, c, cl, "g", 1)
-	waitGone(t, ctx, fs, leftDir+"/MANIFEST", rightDir+"/MANIFEST")
+	waitNoManifest(t, ctx, fs, leftDir, rightDir)
 	if n := len(listFiles(t, ctx, fs, leftDir+"/sst")) + len(listFiles(t, ctx, fs, rightDir+"/sst")); n != 0 {
 		t.Fatalf("%d SSTables left in the merged tablets' directories", n)
 	}
@@ -150,6 +151,27 @@ func listFiles(t *testing.T, ctx context.Context, fs dfs.FS, dir string) []strin
 }
 
 // waitGone waits until none of the files exists.
+// waitNoManifest waits until no manifest of any epoch is left in dirs.
+func waitNoManifest(t *testing.T, ctx context.Context, fs dfs.FS, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		for {
+			info, err := tablet.ReadManifest(ctx, fs, d)
+			if err != nil {
+				t.Fatalf("read the manifest in %s: %v", d, err)
+			}
+			if info == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the manifest in %s was never garbage-collected", d)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
 func waitGone(t *testing.T, ctx context.Context, fs dfs.FS, files ...string) {
 	t.Helper()
 	for {
