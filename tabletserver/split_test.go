@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"cellar/lock"
 	datapb "cellar/proto/cellar/data/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
+	"cellar/tablet"
 )
 
 // writeUntil writes rows "w<writer>-<n>" with sync durability until stop is
@@ -253,4 +256,74 @@ func TestSplit_ServerPicksRowAndRefusesBadRequests(t *testing.T) {
 	if _, err := split(2, "\xff\x05", e.seq); !errors.Is(err, serr.ErrInvalidArgument) {
 		t.Fatalf("split of a METADATA tablet = %v, want ErrInvalidArgument", err)
 	}
+}
+
+// A split whose tablet another server opened meanwhile (tablet.ErrFenced)
+// fails, and the server drops the parent instead of reopening it: a reopen
+// would claim a newer epoch of the directory and fence the tablet's new
+// owner in turn.
+func TestSplit_FencedParentIsNotReopened(t *testing.T) {
+	e := newEnv(t)
+	reached, release := make(chan struct{}), make(chan struct{})
+	ts := e.startServer(lock.ClientOptions{}, func(o *Options) {
+		o.Hooks.AfterSplitIntent = func(ctx context.Context, _ uint64) error {
+			close(reached)
+			<-release
+			return nil
+		}
+	})
+	parent := e.newTablet("", "")
+	e.load(ts, parent)
+	for i := range 20 {
+		if err := ts.mutate(e.ctx, fmt.Sprintf("r%02d", i), set("cf", "q", 1, "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	splitErr := make(chan error, 1)
+	go func() {
+		_, err := ts.cl.SplitTablet(e.ctx, &tabletpb.SplitTabletRequest{Master: e.seq, TabletId: parent.GetTabletId(), SplitRow: []byte("r10")})
+		splitErr <- err
+	}()
+	<-reached
+	// Another server opens the tablet while the split waits.
+	ts.s.mu.RLock()
+	fams := ts.s.mu.byID[parent.GetTabletId()].fams
+	ts.s.mu.RUnlock()
+	other, err := tablet.Open(e.ctx, &tablet.Options{FS: e.fs, Dir: parent.GetDir(), ID: tablet.ID(parent.GetTabletId()), Families: fams, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	claimsBefore := maxClaim(t, e, parent.GetDir())
+	close(release)
+	if err := <-splitErr; err == nil {
+		t.Fatal("the split of a tablet another server opened succeeded")
+	}
+	ts.s.mu.RLock()
+	_, served := ts.s.mu.byID[parent.GetTabletId()]
+	ts.s.mu.RUnlock()
+	if served {
+		t.Error("the fenced parent is still served after its split failed")
+	}
+	if got := maxClaim(t, e, parent.GetDir()); got != claimsBefore {
+		t.Errorf("the tablet's directory has claim %d after the failed split, want %d (the other server's): the parent was reopened", got, claimsBefore)
+	}
+}
+
+// maxClaim returns the highest CLAIM-<e> epoch in dir.
+func maxClaim(t *testing.T, e *env, dir string) uint64 {
+	t.Helper()
+	ents, err := e.fs.List(e.ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hi uint64
+	for _, en := range ents {
+		if n, ok := strings.CutPrefix(en.Name, "CLAIM-"); ok {
+			if v, err := strconv.ParseUint(n, 10, 64); err == nil && v > hi {
+				hi = v
+			}
+		}
+	}
+	return hi
 }
