@@ -14,6 +14,17 @@ import (
 	"cellar/dfs/memfs"
 )
 
+// openFenced opens the test tablet on fs with fenceOptions, failing the
+// test if it cannot.
+func openFenced(t *testing.T, fs dfs.FS) *Tablet {
+	t.Helper()
+	tab, err := Open(context.Background(), fenceOptions(fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
 func fenceOptions(fs dfs.FS) *Options {
 	o := faultOptions(fs)
 	o.CompactionTrigger = 100 // compactions only when the test asks
@@ -55,10 +66,7 @@ func checkFilesExist(t *testing.T, fs dfs.FS, files []string) {
 func TestZombieTabletIsFenced(t *testing.T) {
 	ctx := context.Background()
 	fs := memfs.New()
-	a, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openFenced(t, fs)
 	defer a.Close()
 	acked := map[string]bool{}
 	for _, p := range []string{"a", "b"} {
@@ -67,10 +75,7 @@ func TestZombieTabletIsFenced(t *testing.T) {
 		}
 	}
 	// B takes the tablet over; A is not closed (it is paused, not dead).
-	b, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openFenced(t, fs)
 	if err := applyRows(t, b, "c", 20, acked); err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +107,7 @@ func TestZombieTabletIsFenced(t *testing.T) {
 	}
 	checkFilesExist(t, fs, bFiles)
 
-	c, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openFenced(t, fs)
 	defer c.Close()
 	checkRows(t, c, acked, true)
 	if got := c.LiveFiles(); fmt.Sprint(got) != fmt.Sprint(bFiles) {
@@ -129,10 +131,7 @@ func TestZombieTabletIsFenced(t *testing.T) {
 func TestZombieCompactionDeletesNothing(t *testing.T) {
 	ctx := context.Background()
 	fs := memfs.New()
-	a, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openFenced(t, fs)
 	defer a.Close()
 	acked := map[string]bool{}
 	for _, p := range []string{"a", "b"} {
@@ -140,20 +139,14 @@ func TestZombieCompactionDeletesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openFenced(t, fs)
 	bFiles := b.LiveFiles()
 	b.Close() // B's readers must not hide a deletion
 	if err := a.Compact(ctx, true); !errors.Is(err, ErrFenced) {
 		t.Errorf("zombie's Compact = %v, want ErrFenced", err)
 	}
 	checkFilesExist(t, fs, bFiles)
-	c, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openFenced(t, fs)
 	defer c.Close()
 	if got := c.LiveFiles(); fmt.Sprint(got) != fmt.Sprint(bFiles) {
 		t.Errorf("C lists %v, want B's %v", got, bFiles)
@@ -167,19 +160,13 @@ func TestZombieCompactionDeletesNothing(t *testing.T) {
 func TestZombieSplitIsFenced(t *testing.T) {
 	ctx := context.Background()
 	fs := memfs.New()
-	a, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openFenced(t, fs)
 	defer a.Close()
 	acked := map[string]bool{}
 	if err := applyRows(t, a, "a", 20, acked); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openFenced(t, fs)
 	defer b.Close()
 	if _, _, err := a.Split(ctx, []byte("a10"), "left", "t"); !errors.Is(err, ErrFenced) {
 		t.Fatalf("zombie's Split = %v, want ErrFenced", err)
@@ -268,10 +255,7 @@ func TestOpenLegacyManifest(t *testing.T) {
 	fs := memfs.New()
 	// A tablet with tables, then its manifest moved to the legacy name
 	// and the epoch files removed: the layout of an older version.
-	tab, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := openFenced(t, fs)
 	acked := map[string]bool{}
 	if err := applyRows(t, tab, "r", 20, acked); err != nil {
 		t.Fatal(err)
@@ -302,10 +286,7 @@ func TestOpenLegacyManifest(t *testing.T) {
 		t.Fatalf("ReadManifest of the legacy manifest = %+v, %v", info, err)
 	}
 
-	tab, err = Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab = openFenced(t, fs)
 	defer tab.Close()
 	checkRows(t, tab, acked, true)
 	if got := manifestNames(t, fs, "t"); got != "CLAIM-1 MANIFEST-1" {
@@ -337,10 +318,7 @@ func TestOpenRemovesOlderEpochs(t *testing.T) {
 	ctx := context.Background()
 	fs := memfs.New()
 	for want := uint64(1); want <= 3; want++ {
-		tab, err := Open(ctx, fenceOptions(fs))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tab := openFenced(t, fs)
 		tab.Close()
 		if got, w := manifestNames(t, fs, "t"), fmt.Sprintf("CLAIM-%d MANIFEST-%d", want, want); got != w {
 			t.Fatalf("dir holds %s, want %s", got, w)
@@ -353,10 +331,7 @@ func TestOpenRemovesOlderEpochs(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	tab, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := openFenced(t, fs)
 	defer tab.Close()
 	if got := manifestNames(t, fs, "t"); got != "CLAIM-8 MANIFEST-8" {
 		t.Fatalf("dir holds %s, want CLAIM-8 MANIFEST-8", got)
@@ -369,10 +344,7 @@ func TestOpenRemovesOlderEpochs(t *testing.T) {
 func TestTableNumberTaken(t *testing.T) {
 	ctx := context.Background()
 	fs := memfs.New()
-	tab, err := Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := openFenced(t, fs)
 	acked := map[string]bool{}
 	if err := applyRows(t, tab, "r", 10, acked); err != nil {
 		t.Fatal(err)
@@ -401,10 +373,7 @@ func TestTableNumberTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	tab, err = Open(ctx, fenceOptions(fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab = openFenced(t, fs)
 	defer tab.Close()
 	if n := tab.nextFile.Load(); n != 101 {
 		t.Fatalf("next table number after Open = %d, want 101", n)

@@ -93,7 +93,7 @@ func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar, noEm
 			// (cellar/internal/procs); during the emulator's, the default.
 			n, restore := procs.Raise()
 			restore()
-			fmt.Printf("GOMAXPROCS: %d during Cellar's phases, %d during the emulator's (its server, a child process: %d)\n", n, runtime.GOMAXPROCS(0), runtime.GOMAXPROCS(0))
+			fmt.Printf("GOMAXPROCS: %d during Cellar's phases, %d during the emulator's and in its server's child process\n", n, runtime.GOMAXPROCS(0))
 			systems = append(systems, raisedProcs{ycsb.NewCellarSystem(addrs)})
 		} else {
 			systems = append(systems, ycsb.NewCellarSystem(addrs))
