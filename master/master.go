@@ -228,7 +228,7 @@ func (m *Master) runTerm(ctx context.Context) error {
 		case <-tctx.Done():
 		}
 	}()
-	t := newTerm(m, lc, seq, tctx.Done())
+	t := newTerm(m, lc, seq, tctx.Done(), cancel)
 	m.log.Info("elected active master", "sequencer", seq.String())
 	m.mu.Lock()
 	m.active = t
