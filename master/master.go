@@ -7,7 +7,9 @@
 // Any number of masters run; the one holding the lock on /cellar/master is
 // active and the others wait in Elect. The active master's sequencer rides
 // on every request it sends to a tablet server, which refuses a stale one,
-// so a deposed master cannot load or unload anything. The master keeps no
+// so a deposed master cannot load, unload or write METADATA (the check and
+// the write are not atomic: see docs/serving.md, "Master fencing"), and a
+// term refused that way steps down. The master keeps no
 // durable state of its own: on election it rebuilds everything from the
 // lock service (live servers, schemas, the root tablet's location), from
 // the tablet servers (what each one serves, via ServerStatus) and from
@@ -228,7 +230,7 @@ func (m *Master) runTerm(ctx context.Context) error {
 		case <-tctx.Done():
 		}
 	}()
-	t := newTerm(m, lc, seq, tctx.Done())
+	t := newTerm(m, lc, seq, tctx.Done(), cancel)
 	m.log.Info("elected active master", "sequencer", seq.String())
 	m.mu.Lock()
 	m.active = t

@@ -46,7 +46,7 @@ func setCell(qual string, value []byte) *datapb.Mutation {
 }
 
 // writeMeta writes METADATA rows with sync durability, grouped by the
-// METADATA tablet that holds them.
+// METADATA tablet that holds them, under the term's sequencer.
 func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 	groups := map[string]*tabletpb.MutateRowsRequest{}
 	for _, r := range rows {
@@ -74,7 +74,7 @@ func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 		}
 		g := groups[addr]
 		if g == nil {
-			g = &tabletpb.MutateRowsRequest{TableId: metadata.TableID}
+			g = &tabletpb.MutateRowsRequest{Master: seqProto(t.seq), TableId: metadata.TableID}
 			groups[addr] = g
 		}
 		g.Entries = append(g.Entries, &tabletpb.MutateRowsRequest_Entry{RowKey: key, Mutations: muts})
@@ -88,7 +88,11 @@ func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 		resp, err := cl.MutateRows(rctx, req)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("write METADATA on %s: %w", addr, metaWriteErr(status.Code(err), err.Error()))
+			werr := serr.Wire.FromStatus(err) // a stale sequencer fails the whole request
+			if !errors.Is(werr, serr.ErrStaleSequencer) {
+				werr = metaWriteErr(status.Code(err), err.Error())
+			}
+			return fmt.Errorf("write METADATA on %s: %w", addr, t.stepDownIfStale(werr))
 		}
 		for i, r := range resp.Results {
 			if r.Code != 0 {

@@ -15,6 +15,7 @@ import (
 
 	"cellar/dfs"
 	"cellar/internal/metadata"
+	"cellar/internal/serr"
 	"cellar/lock"
 	datapb "cellar/proto/cellar/data/v1"
 	tabletpb "cellar/proto/cellar/tablet/v1"
@@ -60,6 +61,7 @@ type term struct {
 	wg   sync.WaitGroup
 	kick chan struct{}
 	done <-chan struct{} // closed when the term ends
+	stop func()          // ends the term (stepDownIfStale)
 
 	mu          sync.Mutex
 	servers     map[string]*serverInfo
@@ -86,8 +88,8 @@ type term struct {
 	gc               gcState
 }
 
-func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{}) *term {
-	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1), done: done, merging: map[uint64]bool{}, gone: map[uint64]bool{},
+func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{}, stop func()) *term {
+	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1), done: done, stop: stop, merging: map[uint64]bool{}, gone: map[uint64]bool{},
 		servers: map[string]*serverInfo{}, tablets: map[uint64]*tabletInfo{},
 		schemas: map[uint64]*datapb.TableSchema{metadata.TableID: metadata.Schema()}, names: map[string]uint64{},
 		metaDirty: true, lastBalance: time.Now(), orphans: map[string]time.Time{}}
@@ -110,6 +112,24 @@ func (t *term) bind(ctx context.Context) (context.Context, context.CancelFunc) {
 		}
 	}()
 	return ctx, cancel
+}
+
+// stepDownIfStale ends the term if err, the answer to a request that
+// carried the term's sequencer, is ErrStaleSequencer: the lock service
+// no longer holds it, so another master may be active and everything the
+// term sends from now on is refused. The master stops acting rather than
+// retry (Run campaigns again). It returns err.
+func (t *term) stepDownIfStale(err error) error {
+	if !errors.Is(err, serr.ErrStaleSequencer) {
+		return err
+	}
+	select {
+	case <-t.done:
+	default:
+		t.m.log.Warn("a tablet server refused this master's sequencer: deposed, stepping down", "sequencer", t.seq.String(), "err", err)
+		t.stop()
+	}
+	return err
 }
 
 // poke asks the loop for a pass now.
@@ -451,7 +471,7 @@ func (t *term) unload(ctx context.Context, addr string, id uint64) {
 	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 	defer cancel()
 	if _, err := cl.UnloadTablet(rctx, &tabletpb.UnloadTabletRequest{Master: seqProto(t.seq), TabletId: id}); err != nil {
-		t.m.log.Warn("unload tablet", "tablet", id, "server", addr, "err", err)
+		t.m.log.Warn("unload tablet", "tablet", id, "server", addr, "err", t.stepDownIfStale(serr.Wire.FromStatus(err)))
 	}
 }
 
@@ -618,7 +638,7 @@ func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMe
 	cancel()
 	if err != nil {
 		done("")
-		return fmt.Errorf("load tablet %d on %s: %w", desc.TabletId, s.id, err)
+		return fmt.Errorf("load tablet %d on %s: %w", desc.TabletId, s.id, t.stepDownIfStale(serr.Wire.FromStatus(err)))
 	}
 	done(s.id)
 	t.m.log.Info("tablet loaded", "table", desc.TableId, "tablet", desc.TabletId, "server", s.id,
@@ -763,6 +783,7 @@ func (t *term) move(ctx context.Context, ti *tabletInfo, from, to *serverInfo) e
 		rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 		_, err = cl.UnloadTablet(rctx, &tabletpb.UnloadTabletRequest{Master: seqProto(t.seq), TabletId: id})
 		cancel()
+		err = t.stepDownIfStale(serr.Wire.FromStatus(err))
 	}
 	t.mu.Lock()
 	ti.busy = false

@@ -39,6 +39,17 @@ func (s *Server) apply(ctx context.Context, e *entry, row []byte, muts []tablet.
 	return tabletErr(err)
 }
 
+// checkWriter checks the master sequencer a write carries (the active
+// master's METADATA writes) before anything is applied, once per request;
+// a write without one (clients, a server's own split commit) is not
+// checked.
+func (s *Server) checkWriter(ctx context.Context, seq *tabletpb.Sequencer) error {
+	if seq == nil {
+		return nil
+	}
+	return s.checkSequencer(ctx, seq)
+}
+
 // MutateRow applies mutations to one row atomically.
 func (s *Server) MutateRow(ctx context.Context, req *tabletpb.MutateRowRequest) (*tabletpb.MutateRowResponse, error) {
 	if err := s.mutateRow(ctx, req); err != nil {
@@ -48,6 +59,9 @@ func (s *Server) MutateRow(ctx context.Context, req *tabletpb.MutateRowRequest) 
 }
 
 func (s *Server) mutateRow(ctx context.Context, req *tabletpb.MutateRowRequest) error {
+	if err := s.checkWriter(ctx, req.GetMaster()); err != nil {
+		return err
+	}
 	muts, err := mutations(req.GetMutations())
 	if err != nil {
 		return err
@@ -67,8 +81,12 @@ func (s *Server) mutateRow(ctx context.Context, req *tabletpb.MutateRowRequest) 
 
 // MutateRows applies each entry's mutations to its row atomically (the
 // batch is not atomic) and reports one result per entry; an entry whose row
-// is not served here gets NOT_SERVING and was not applied.
+// is not served here gets NOT_SERVING and was not applied. A stale master
+// sequencer fails the whole request, nothing applied.
 func (s *Server) MutateRows(ctx context.Context, req *tabletpb.MutateRowsRequest) (*tabletpb.MutateRowsResponse, error) {
+	if err := s.checkWriter(ctx, req.GetMaster()); err != nil {
+		return nil, serr.Wire.ToStatus(err)
+	}
 	wo, err := writeOptions(req.GetDurability())
 	if err != nil {
 		return nil, serr.Wire.ToStatus(err)
@@ -357,6 +375,9 @@ func (s *Server) CheckAndMutateRow(ctx context.Context, req *tabletpb.CheckAndMu
 }
 
 func (s *Server) checkAndMutate(ctx context.Context, req *tabletpb.CheckAndMutateRowRequest) (bool, error) {
+	if err := s.checkWriter(ctx, req.GetMaster()); err != nil {
+		return false, err
+	}
 	f, err := filter.Compile(req.GetPredicateFilter())
 	if err != nil {
 		return false, err

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 
+	"cellar/internal/metadata"
 	"cellar/internal/serr"
 	"cellar/lock"
 	datapb "cellar/proto/cellar/data/v1"
@@ -429,5 +431,105 @@ func TestReadRows_NoBlockCache(t *testing.T) {
 	}
 	if got := cache.Stats().Size; got <= before {
 		t.Fatalf("block cache at %d bytes after a cached read, was %d", got, before)
+	}
+}
+
+// TestMetaWrites_StaleSequencerFenced: METADATA writes that carry a master
+// sequencer are applied only while it is held. A deposed master's
+// MutateRow, MutateRows and CheckAndMutateRow fail whole with
+// ErrStaleSequencer and apply nothing; the new master's, and writes with
+// no sequencer (clients, split commits), go through.
+func TestMetaWrites_StaleSequencerFenced(t *testing.T) {
+	e := newEnv(t)
+	ts := e.startServer(lock.ClientOptions{}, nil)
+	id, err := NextTabletID(e.ctx, e.master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := &datapb.TabletDescriptor{TableId: metadata.TableID, TabletId: id, Dir: tabletDir(metadata.TableID, id)}
+	if _, err := ts.cl.LoadTablet(e.ctx, &tabletpb.LoadTabletRequest{Master: e.seq, Tablet: meta, Schema: metadata.Schema()}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(v string) *datapb.Mutation {
+		return &datapb.Mutation{Mutation: &datapb.Mutation_SetCell_{SetCell: &datapb.Mutation_SetCell{
+			Family: metadata.Family, Qualifier: []byte(metadata.QualLocation), Timestamp: metadata.CellTimestamp, Value: []byte(v)}}}
+	}
+	r1, r2 := metadata.RowKey(testTable, []byte("m")), metadata.RowKey(testTable, nil)
+	mutateRow := func(seq *tabletpb.Sequencer, v string) error {
+		_, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{Master: seq, TableId: metadata.TableID, RowKey: r1, Mutations: []*datapb.Mutation{put(v)}})
+		return serr.Wire.FromStatus(err)
+	}
+	mutateRows := func(seq *tabletpb.Sequencer, v string) error {
+		resp, err := ts.cl.MutateRows(e.ctx, &tabletpb.MutateRowsRequest{Master: seq, TableId: metadata.TableID, Entries: []*tabletpb.MutateRowsRequest_Entry{
+			{RowKey: r1, Mutations: []*datapb.Mutation{put(v)}}, {RowKey: r2, Mutations: []*datapb.Mutation{put(v)}}}})
+		if err != nil {
+			return serr.Wire.FromStatus(err)
+		}
+		for i, r := range resp.Results {
+			if r.Code != 0 {
+				return fmt.Errorf("entry %d: %s (%s)", i, r.Message, r.Reason)
+			}
+		}
+		return nil
+	}
+	checkAndMutate := func(seq *tabletpb.Sequencer, v string) error {
+		// Both branches write, so whatever the predicate says the write is
+		// applied unless the request is refused.
+		_, err := ts.cl.CheckAndMutateRow(e.ctx, &tabletpb.CheckAndMutateRowRequest{Master: seq, TableId: metadata.TableID, RowKey: r2,
+			TrueMutations: []*datapb.Mutation{put(v)}, FalseMutations: []*datapb.Mutation{put(v)}})
+		return serr.Wire.FromStatus(err)
+	}
+	loc := func(row []byte) string {
+		t.Helper()
+		// Not ts.read: METADATA's table id is 0.
+		st, err := ts.cl.ReadRows(e.ctx, &tabletpb.ReadRowsRequest{TableId: metadata.TableID, Rows: &datapb.RowSet{RowKeys: [][]byte{row}}})
+		v := ""
+		for err == nil {
+			var m *tabletpb.ReadRowsResponse
+			if m, err = st.Recv(); err == nil && len(m.GetRows()) > 0 {
+				v = string(m.Rows[0].Cells[0].Value)
+			}
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	old := e.seq
+	if err := mutateRows(old, "old"); err != nil {
+		t.Fatalf("MutateRows with the current sequencer: %v", err)
+	}
+	// A new master takes over: old's generation is no longer held.
+	if err := e.master.Release(e.ctx, masterNode); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.dial(lock.ClientOptions{}).Elect(e.ctx, masterNode, "master:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := &tabletpb.Sequencer{Path: s.Path, Generation: s.Generation, Mode: int32(s.Mode)}
+
+	for name, write := range map[string]func(*tabletpb.Sequencer, string) error{
+		"MutateRow": mutateRow, "MutateRows": mutateRows, "CheckAndMutateRow": checkAndMutate} {
+		if err := write(old, "stale"); !errors.Is(err, serr.ErrStaleSequencer) {
+			t.Errorf("%s with a deposed master's sequencer = %v, want ErrStaleSequencer", name, err)
+		}
+	}
+	if a, b := loc(r1), loc(r2); a != "old" || b != "old" {
+		t.Fatalf("after refused writes rows hold %q, %q, want both %q", a, b, "old")
+	}
+	if err := mutateRow(cur, "new1"); err != nil || loc(r1) != "new1" {
+		t.Fatalf("MutateRow with the current sequencer: %v, row holds %q", err, loc(r1))
+	}
+	if err := checkAndMutate(cur, "new2"); err != nil || loc(r2) != "new2" {
+		t.Fatalf("CheckAndMutateRow with the current sequencer: %v, row holds %q", err, loc(r2))
+	}
+	if err := mutateRows(cur, "new3"); err != nil || loc(r1) != "new3" || loc(r2) != "new3" {
+		t.Fatalf("MutateRows with the current sequencer: %v, rows hold %q, %q", err, loc(r1), loc(r2))
+	}
+	// Writes without a sequencer are not checked.
+	if err := mutateRow(nil, "client"); err != nil || loc(r1) != "client" {
+		t.Fatalf("MutateRow without a sequencer: %v, row holds %q", err, loc(r1))
 	}
 }

@@ -92,11 +92,15 @@ func (x *Sequencer) GetMode() int32 {
 }
 
 type MutateRowRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TableId       uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
-	RowKey        []byte                 `protobuf:"bytes,2,opt,name=row_key,json=rowKey,proto3" json:"row_key,omitempty"`
-	Mutations     []*v1.Mutation         `protobuf:"bytes,3,rep,name=mutations,proto3" json:"mutations,omitempty"`
-	Durability    v1.Durability          `protobuf:"varint,4,opt,name=durability,proto3,enum=cellar.data.v1.Durability" json:"durability,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TableId    uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	RowKey     []byte                 `protobuf:"bytes,2,opt,name=row_key,json=rowKey,proto3" json:"row_key,omitempty"`
+	Mutations  []*v1.Mutation         `protobuf:"bytes,3,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	Durability v1.Durability          `protobuf:"varint,4,opt,name=durability,proto3,enum=cellar.data.v1.Durability" json:"durability,omitempty"`
+	// The active master's sequencer on its METADATA writes; if set, a stale
+	// one fails the whole request (STALE_SEQUENCER) before anything is
+	// applied. Clients leave it unset.
+	Master        *Sequencer `protobuf:"bytes,5,opt,name=master,proto3" json:"master,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -159,6 +163,13 @@ func (x *MutateRowRequest) GetDurability() v1.Durability {
 	return v1.Durability(0)
 }
 
+func (x *MutateRowRequest) GetMaster() *Sequencer {
+	if x != nil {
+		return x.Master
+	}
+	return nil
+}
+
 type MutateRowResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -196,10 +207,14 @@ func (*MutateRowResponse) Descriptor() ([]byte, []int) {
 }
 
 type MutateRowsRequest struct {
-	state         protoimpl.MessageState     `protogen:"open.v1"`
-	TableId       uint64                     `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
-	Entries       []*MutateRowsRequest_Entry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
-	Durability    v1.Durability              `protobuf:"varint,3,opt,name=durability,proto3,enum=cellar.data.v1.Durability" json:"durability,omitempty"`
+	state      protoimpl.MessageState     `protogen:"open.v1"`
+	TableId    uint64                     `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	Entries    []*MutateRowsRequest_Entry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	Durability v1.Durability              `protobuf:"varint,3,opt,name=durability,proto3,enum=cellar.data.v1.Durability" json:"durability,omitempty"`
+	// The active master's sequencer on its METADATA writes; if set, a stale
+	// one fails the whole request (STALE_SEQUENCER) before anything is
+	// applied. Clients leave it unset.
+	Master        *Sequencer `protobuf:"bytes,4,opt,name=master,proto3" json:"master,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +268,13 @@ func (x *MutateRowsRequest) GetDurability() v1.Durability {
 		return x.Durability
 	}
 	return v1.Durability(0)
+}
+
+func (x *MutateRowsRequest) GetMaster() *Sequencer {
+	if x != nil {
+		return x.Master
+	}
+	return nil
 }
 
 type MutateRowsResponse struct {
@@ -458,8 +480,12 @@ type CheckAndMutateRowRequest struct {
 	TrueMutations   []*v1.Mutation         `protobuf:"bytes,4,rep,name=true_mutations,json=trueMutations,proto3" json:"true_mutations,omitempty"`
 	FalseMutations  []*v1.Mutation         `protobuf:"bytes,5,rep,name=false_mutations,json=falseMutations,proto3" json:"false_mutations,omitempty"`
 	Durability      v1.Durability          `protobuf:"varint,6,opt,name=durability,proto3,enum=cellar.data.v1.Durability" json:"durability,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The active master's sequencer on its METADATA writes; if set, a stale
+	// one fails the whole request (STALE_SEQUENCER) before anything is
+	// applied. Clients leave it unset.
+	Master        *Sequencer `protobuf:"bytes,7,opt,name=master,proto3" json:"master,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckAndMutateRowRequest) Reset() {
@@ -532,6 +558,13 @@ func (x *CheckAndMutateRowRequest) GetDurability() v1.Durability {
 		return x.Durability
 	}
 	return v1.Durability(0)
+}
+
+func (x *CheckAndMutateRowRequest) GetMaster() *Sequencer {
+	if x != nil {
+		return x.Master
+	}
+	return nil
 }
 
 type CheckAndMutateRowResponse struct {
@@ -1730,21 +1763,23 @@ const file_cellar_tablet_v1_tablet_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x12\n" +
-	"\x04mode\x18\x03 \x01(\x05R\x04mode\"\xba\x01\n" +
+	"\x04mode\x18\x03 \x01(\x05R\x04mode\"\xef\x01\n" +
 	"\x10MutateRowRequest\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x17\n" +
 	"\arow_key\x18\x02 \x01(\fR\x06rowKey\x126\n" +
 	"\tmutations\x18\x03 \x03(\v2\x18.cellar.data.v1.MutationR\tmutations\x12:\n" +
 	"\n" +
 	"durability\x18\x04 \x01(\x0e2\x1a.cellar.data.v1.DurabilityR\n" +
-	"durability\"\x13\n" +
-	"\x11MutateRowResponse\"\x89\x02\n" +
+	"durability\x123\n" +
+	"\x06master\x18\x05 \x01(\v2\x1b.cellar.tablet.v1.SequencerR\x06master\"\x13\n" +
+	"\x11MutateRowResponse\"\xbe\x02\n" +
 	"\x11MutateRowsRequest\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12C\n" +
 	"\aentries\x18\x02 \x03(\v2).cellar.tablet.v1.MutateRowsRequest.EntryR\aentries\x12:\n" +
 	"\n" +
 	"durability\x18\x03 \x01(\x0e2\x1a.cellar.data.v1.DurabilityR\n" +
-	"durability\x1aX\n" +
+	"durability\x123\n" +
+	"\x06master\x18\x04 \x01(\v2\x1b.cellar.tablet.v1.SequencerR\x06master\x1aX\n" +
 	"\x05Entry\x12\x17\n" +
 	"\arow_key\x18\x01 \x01(\fR\x06rowKey\x126\n" +
 	"\tmutations\x18\x02 \x03(\v2\x18.cellar.data.v1.MutationR\tmutations\"\xab\x01\n" +
@@ -1767,7 +1802,7 @@ const file_cellar_tablet_v1_tablet_proto_rawDesc = "" +
 	"\n" +
 	"resume_key\x18\x03 \x01(\fR\tresumeKey\x12\x1d\n" +
 	"\n" +
-	"tablet_end\x18\x04 \x01(\bR\ttabletEnd\"\xd4\x02\n" +
+	"tablet_end\x18\x04 \x01(\bR\ttabletEnd\"\x89\x03\n" +
 	"\x18CheckAndMutateRowRequest\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x17\n" +
 	"\arow_key\x18\x02 \x01(\fR\x06rowKey\x12D\n" +
@@ -1776,7 +1811,8 @@ const file_cellar_tablet_v1_tablet_proto_rawDesc = "" +
 	"\x0ffalse_mutations\x18\x05 \x03(\v2\x18.cellar.data.v1.MutationR\x0efalseMutations\x12:\n" +
 	"\n" +
 	"durability\x18\x06 \x01(\x0e2\x1a.cellar.data.v1.DurabilityR\n" +
-	"durability\"H\n" +
+	"durability\x123\n" +
+	"\x06master\x18\a \x01(\v2\x1b.cellar.tablet.v1.SequencerR\x06master\"H\n" +
 	"\x19CheckAndMutateRowResponse\x12+\n" +
 	"\x11predicate_matched\x18\x01 \x01(\bR\x10predicateMatched\"\xa5\x01\n" +
 	"\x13ReadModifyWriteRule\x12\x16\n" +
@@ -1911,59 +1947,62 @@ var file_cellar_tablet_v1_tablet_proto_goTypes = []any{
 var file_cellar_tablet_v1_tablet_proto_depIdxs = []int32{
 	30, // 0: cellar.tablet.v1.MutateRowRequest.mutations:type_name -> cellar.data.v1.Mutation
 	31, // 1: cellar.tablet.v1.MutateRowRequest.durability:type_name -> cellar.data.v1.Durability
-	26, // 2: cellar.tablet.v1.MutateRowsRequest.entries:type_name -> cellar.tablet.v1.MutateRowsRequest.Entry
-	31, // 3: cellar.tablet.v1.MutateRowsRequest.durability:type_name -> cellar.data.v1.Durability
-	27, // 4: cellar.tablet.v1.MutateRowsResponse.results:type_name -> cellar.tablet.v1.MutateRowsResponse.Result
-	32, // 5: cellar.tablet.v1.ReadRowsRequest.rows:type_name -> cellar.data.v1.RowSet
-	33, // 6: cellar.tablet.v1.ReadRowsRequest.filter:type_name -> cellar.data.v1.RowFilter
-	34, // 7: cellar.tablet.v1.ReadRowsResponse.rows:type_name -> cellar.data.v1.Row
-	33, // 8: cellar.tablet.v1.CheckAndMutateRowRequest.predicate_filter:type_name -> cellar.data.v1.RowFilter
-	30, // 9: cellar.tablet.v1.CheckAndMutateRowRequest.true_mutations:type_name -> cellar.data.v1.Mutation
-	30, // 10: cellar.tablet.v1.CheckAndMutateRowRequest.false_mutations:type_name -> cellar.data.v1.Mutation
-	31, // 11: cellar.tablet.v1.CheckAndMutateRowRequest.durability:type_name -> cellar.data.v1.Durability
-	9,  // 12: cellar.tablet.v1.ReadModifyWriteRowRequest.rules:type_name -> cellar.tablet.v1.ReadModifyWriteRule
-	31, // 13: cellar.tablet.v1.ReadModifyWriteRowRequest.durability:type_name -> cellar.data.v1.Durability
-	34, // 14: cellar.tablet.v1.ReadModifyWriteRowResponse.row:type_name -> cellar.data.v1.Row
-	28, // 15: cellar.tablet.v1.SampleRowKeysResponse.samples:type_name -> cellar.tablet.v1.SampleRowKeysResponse.Sample
-	0,  // 16: cellar.tablet.v1.LoadTabletRequest.master:type_name -> cellar.tablet.v1.Sequencer
-	35, // 17: cellar.tablet.v1.LoadTabletRequest.tablet:type_name -> cellar.data.v1.TabletDescriptor
-	36, // 18: cellar.tablet.v1.LoadTabletRequest.schema:type_name -> cellar.data.v1.TableSchema
-	0,  // 19: cellar.tablet.v1.UnloadTabletRequest.master:type_name -> cellar.tablet.v1.Sequencer
-	0,  // 20: cellar.tablet.v1.SplitTabletRequest.master:type_name -> cellar.tablet.v1.Sequencer
-	35, // 21: cellar.tablet.v1.SplitTabletResponse.left:type_name -> cellar.data.v1.TabletDescriptor
-	35, // 22: cellar.tablet.v1.SplitTabletResponse.right:type_name -> cellar.data.v1.TabletDescriptor
-	29, // 23: cellar.tablet.v1.ServerStatusResponse.tablets:type_name -> cellar.tablet.v1.ServerStatusResponse.TabletStatus
-	30, // 24: cellar.tablet.v1.MutateRowsRequest.Entry.mutations:type_name -> cellar.data.v1.Mutation
-	35, // 25: cellar.tablet.v1.ServerStatusResponse.TabletStatus.tablet:type_name -> cellar.data.v1.TabletDescriptor
-	1,  // 26: cellar.tablet.v1.TabletServer.MutateRow:input_type -> cellar.tablet.v1.MutateRowRequest
-	3,  // 27: cellar.tablet.v1.TabletServer.MutateRows:input_type -> cellar.tablet.v1.MutateRowsRequest
-	5,  // 28: cellar.tablet.v1.TabletServer.ReadRows:input_type -> cellar.tablet.v1.ReadRowsRequest
-	7,  // 29: cellar.tablet.v1.TabletServer.CheckAndMutateRow:input_type -> cellar.tablet.v1.CheckAndMutateRowRequest
-	10, // 30: cellar.tablet.v1.TabletServer.ReadModifyWriteRow:input_type -> cellar.tablet.v1.ReadModifyWriteRowRequest
-	12, // 31: cellar.tablet.v1.TabletServer.SampleRowKeys:input_type -> cellar.tablet.v1.SampleRowKeysRequest
-	14, // 32: cellar.tablet.v1.TabletServer.LoadTablet:input_type -> cellar.tablet.v1.LoadTabletRequest
-	16, // 33: cellar.tablet.v1.TabletServer.UnloadTablet:input_type -> cellar.tablet.v1.UnloadTabletRequest
-	18, // 34: cellar.tablet.v1.TabletServer.SplitTablet:input_type -> cellar.tablet.v1.SplitTabletRequest
-	20, // 35: cellar.tablet.v1.TabletServer.FlushTablet:input_type -> cellar.tablet.v1.FlushTabletRequest
-	22, // 36: cellar.tablet.v1.TabletServer.CompactTablet:input_type -> cellar.tablet.v1.CompactTabletRequest
-	24, // 37: cellar.tablet.v1.TabletServer.ServerStatus:input_type -> cellar.tablet.v1.ServerStatusRequest
-	2,  // 38: cellar.tablet.v1.TabletServer.MutateRow:output_type -> cellar.tablet.v1.MutateRowResponse
-	4,  // 39: cellar.tablet.v1.TabletServer.MutateRows:output_type -> cellar.tablet.v1.MutateRowsResponse
-	6,  // 40: cellar.tablet.v1.TabletServer.ReadRows:output_type -> cellar.tablet.v1.ReadRowsResponse
-	8,  // 41: cellar.tablet.v1.TabletServer.CheckAndMutateRow:output_type -> cellar.tablet.v1.CheckAndMutateRowResponse
-	11, // 42: cellar.tablet.v1.TabletServer.ReadModifyWriteRow:output_type -> cellar.tablet.v1.ReadModifyWriteRowResponse
-	13, // 43: cellar.tablet.v1.TabletServer.SampleRowKeys:output_type -> cellar.tablet.v1.SampleRowKeysResponse
-	15, // 44: cellar.tablet.v1.TabletServer.LoadTablet:output_type -> cellar.tablet.v1.LoadTabletResponse
-	17, // 45: cellar.tablet.v1.TabletServer.UnloadTablet:output_type -> cellar.tablet.v1.UnloadTabletResponse
-	19, // 46: cellar.tablet.v1.TabletServer.SplitTablet:output_type -> cellar.tablet.v1.SplitTabletResponse
-	21, // 47: cellar.tablet.v1.TabletServer.FlushTablet:output_type -> cellar.tablet.v1.FlushTabletResponse
-	23, // 48: cellar.tablet.v1.TabletServer.CompactTablet:output_type -> cellar.tablet.v1.CompactTabletResponse
-	25, // 49: cellar.tablet.v1.TabletServer.ServerStatus:output_type -> cellar.tablet.v1.ServerStatusResponse
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	0,  // 2: cellar.tablet.v1.MutateRowRequest.master:type_name -> cellar.tablet.v1.Sequencer
+	26, // 3: cellar.tablet.v1.MutateRowsRequest.entries:type_name -> cellar.tablet.v1.MutateRowsRequest.Entry
+	31, // 4: cellar.tablet.v1.MutateRowsRequest.durability:type_name -> cellar.data.v1.Durability
+	0,  // 5: cellar.tablet.v1.MutateRowsRequest.master:type_name -> cellar.tablet.v1.Sequencer
+	27, // 6: cellar.tablet.v1.MutateRowsResponse.results:type_name -> cellar.tablet.v1.MutateRowsResponse.Result
+	32, // 7: cellar.tablet.v1.ReadRowsRequest.rows:type_name -> cellar.data.v1.RowSet
+	33, // 8: cellar.tablet.v1.ReadRowsRequest.filter:type_name -> cellar.data.v1.RowFilter
+	34, // 9: cellar.tablet.v1.ReadRowsResponse.rows:type_name -> cellar.data.v1.Row
+	33, // 10: cellar.tablet.v1.CheckAndMutateRowRequest.predicate_filter:type_name -> cellar.data.v1.RowFilter
+	30, // 11: cellar.tablet.v1.CheckAndMutateRowRequest.true_mutations:type_name -> cellar.data.v1.Mutation
+	30, // 12: cellar.tablet.v1.CheckAndMutateRowRequest.false_mutations:type_name -> cellar.data.v1.Mutation
+	31, // 13: cellar.tablet.v1.CheckAndMutateRowRequest.durability:type_name -> cellar.data.v1.Durability
+	0,  // 14: cellar.tablet.v1.CheckAndMutateRowRequest.master:type_name -> cellar.tablet.v1.Sequencer
+	9,  // 15: cellar.tablet.v1.ReadModifyWriteRowRequest.rules:type_name -> cellar.tablet.v1.ReadModifyWriteRule
+	31, // 16: cellar.tablet.v1.ReadModifyWriteRowRequest.durability:type_name -> cellar.data.v1.Durability
+	34, // 17: cellar.tablet.v1.ReadModifyWriteRowResponse.row:type_name -> cellar.data.v1.Row
+	28, // 18: cellar.tablet.v1.SampleRowKeysResponse.samples:type_name -> cellar.tablet.v1.SampleRowKeysResponse.Sample
+	0,  // 19: cellar.tablet.v1.LoadTabletRequest.master:type_name -> cellar.tablet.v1.Sequencer
+	35, // 20: cellar.tablet.v1.LoadTabletRequest.tablet:type_name -> cellar.data.v1.TabletDescriptor
+	36, // 21: cellar.tablet.v1.LoadTabletRequest.schema:type_name -> cellar.data.v1.TableSchema
+	0,  // 22: cellar.tablet.v1.UnloadTabletRequest.master:type_name -> cellar.tablet.v1.Sequencer
+	0,  // 23: cellar.tablet.v1.SplitTabletRequest.master:type_name -> cellar.tablet.v1.Sequencer
+	35, // 24: cellar.tablet.v1.SplitTabletResponse.left:type_name -> cellar.data.v1.TabletDescriptor
+	35, // 25: cellar.tablet.v1.SplitTabletResponse.right:type_name -> cellar.data.v1.TabletDescriptor
+	29, // 26: cellar.tablet.v1.ServerStatusResponse.tablets:type_name -> cellar.tablet.v1.ServerStatusResponse.TabletStatus
+	30, // 27: cellar.tablet.v1.MutateRowsRequest.Entry.mutations:type_name -> cellar.data.v1.Mutation
+	35, // 28: cellar.tablet.v1.ServerStatusResponse.TabletStatus.tablet:type_name -> cellar.data.v1.TabletDescriptor
+	1,  // 29: cellar.tablet.v1.TabletServer.MutateRow:input_type -> cellar.tablet.v1.MutateRowRequest
+	3,  // 30: cellar.tablet.v1.TabletServer.MutateRows:input_type -> cellar.tablet.v1.MutateRowsRequest
+	5,  // 31: cellar.tablet.v1.TabletServer.ReadRows:input_type -> cellar.tablet.v1.ReadRowsRequest
+	7,  // 32: cellar.tablet.v1.TabletServer.CheckAndMutateRow:input_type -> cellar.tablet.v1.CheckAndMutateRowRequest
+	10, // 33: cellar.tablet.v1.TabletServer.ReadModifyWriteRow:input_type -> cellar.tablet.v1.ReadModifyWriteRowRequest
+	12, // 34: cellar.tablet.v1.TabletServer.SampleRowKeys:input_type -> cellar.tablet.v1.SampleRowKeysRequest
+	14, // 35: cellar.tablet.v1.TabletServer.LoadTablet:input_type -> cellar.tablet.v1.LoadTabletRequest
+	16, // 36: cellar.tablet.v1.TabletServer.UnloadTablet:input_type -> cellar.tablet.v1.UnloadTabletRequest
+	18, // 37: cellar.tablet.v1.TabletServer.SplitTablet:input_type -> cellar.tablet.v1.SplitTabletRequest
+	20, // 38: cellar.tablet.v1.TabletServer.FlushTablet:input_type -> cellar.tablet.v1.FlushTabletRequest
+	22, // 39: cellar.tablet.v1.TabletServer.CompactTablet:input_type -> cellar.tablet.v1.CompactTabletRequest
+	24, // 40: cellar.tablet.v1.TabletServer.ServerStatus:input_type -> cellar.tablet.v1.ServerStatusRequest
+	2,  // 41: cellar.tablet.v1.TabletServer.MutateRow:output_type -> cellar.tablet.v1.MutateRowResponse
+	4,  // 42: cellar.tablet.v1.TabletServer.MutateRows:output_type -> cellar.tablet.v1.MutateRowsResponse
+	6,  // 43: cellar.tablet.v1.TabletServer.ReadRows:output_type -> cellar.tablet.v1.ReadRowsResponse
+	8,  // 44: cellar.tablet.v1.TabletServer.CheckAndMutateRow:output_type -> cellar.tablet.v1.CheckAndMutateRowResponse
+	11, // 45: cellar.tablet.v1.TabletServer.ReadModifyWriteRow:output_type -> cellar.tablet.v1.ReadModifyWriteRowResponse
+	13, // 46: cellar.tablet.v1.TabletServer.SampleRowKeys:output_type -> cellar.tablet.v1.SampleRowKeysResponse
+	15, // 47: cellar.tablet.v1.TabletServer.LoadTablet:output_type -> cellar.tablet.v1.LoadTabletResponse
+	17, // 48: cellar.tablet.v1.TabletServer.UnloadTablet:output_type -> cellar.tablet.v1.UnloadTabletResponse
+	19, // 49: cellar.tablet.v1.TabletServer.SplitTablet:output_type -> cellar.tablet.v1.SplitTabletResponse
+	21, // 50: cellar.tablet.v1.TabletServer.FlushTablet:output_type -> cellar.tablet.v1.FlushTabletResponse
+	23, // 51: cellar.tablet.v1.TabletServer.CompactTablet:output_type -> cellar.tablet.v1.CompactTabletResponse
+	25, // 52: cellar.tablet.v1.TabletServer.ServerStatus:output_type -> cellar.tablet.v1.ServerStatusResponse
+	41, // [41:53] is the sub-list for method output_type
+	29, // [29:41] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_cellar_tablet_v1_tablet_proto_init() }
