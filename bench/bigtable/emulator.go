@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -136,6 +137,50 @@ func startEmulator(ctx context.Context) (_ *emulatorSystem, err error) {
 }
 
 func (s *emulatorSystem) Name() string { return "bttest" }
+
+var _ ycsb.CPUMeter = (*emulatorSystem)(nil)
+
+// CPUTime implements ycsb.CPUMeter: the emulator child's CPU time plus this
+// process's (the client's).
+func (s *emulatorSystem) CPUTime() (time.Duration, error) {
+	self, err := ycsb.ProcessCPU()
+	if err != nil {
+		return 0, err
+	}
+	child, err := procCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, err
+	}
+	return self + child, nil
+}
+
+// procCPU reads a live process's CPU time (utime + stime) from
+// /proc/<pid>/stat, in clock ticks of 1/100 s (USER_HZ, 100 on Linux).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// fields are counted from after its closing parenthesis.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 { // state is field 3 (f[0]); utime, stime are 14, 15
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
 
 // Close stops the child (EOF on its stdin; killed if it has not exited
 // within 5 s) and removes the temporary directory.

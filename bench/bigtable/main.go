@@ -126,6 +126,15 @@ func (raisedProcs) BeginPhase() (end func()) {
 	return restore
 }
 
+// CPUTime passes on the wrapped System's ycsb.CPUMeter.
+func (r raisedProcs) CPUTime() (time.Duration, error) {
+	m, ok := r.System.(ycsb.CPUMeter)
+	if !ok {
+		return 0, fmt.Errorf("%s does not measure its CPU time", r.Name())
+	}
+	return m.CPUTime()
+}
+
 func splitAddrs(s string) []string {
 	var out []string
 	for _, a := range strings.Split(s, ",") {

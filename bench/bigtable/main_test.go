@@ -119,3 +119,33 @@ func TestSplitAddrs(t *testing.T) {
 		}
 	}
 }
+
+// TestProcCPU: /proc/<pid>/stat's CPU time of this process agrees with
+// getrusage's to within a few clock ticks, and a process that does not
+// exist is an error.
+func TestProcCPU(t *testing.T) {
+	for start, _ := ycsb.ProcessCPU(); ; { // burn some CPU so both are well above a tick
+		if now, _ := ycsb.ProcessCPU(); now-start > 100*time.Millisecond {
+			break
+		}
+	}
+	before, err := ycsb.ProcessCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := ycsb.ProcessCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const slack = 50 * time.Millisecond // ticks of 10 ms, rounded down per thread
+	if got < before-slack || got > after+slack {
+		t.Errorf("procCPU = %v, getrusage %v..%v", got, before, after)
+	}
+	if _, err := procCPU(1 << 30); err == nil {
+		t.Error("procCPU of a process that does not exist: no error")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"cellar/client"
 	"cellar/internal/testcluster"
@@ -60,6 +61,15 @@ func (s *cellarSystem) Open(ctx context.Context) (DB, error) {
 		return nil, fmt.Errorf("create %s: %w", CellarTable, err)
 	}
 	return &cellarDB{cl: cl, tbl: cl.Open(CellarTable)}, nil
+}
+
+// CPUTime implements CPUMeter for the in-process cluster, which runs in
+// the benchmark's process with the client.
+func (s *cellarSystem) CPUTime() (time.Duration, error) {
+	if s.st == nil {
+		return 0, errors.New("cellar/ycsb: the CPU time of a remote cluster is not known here")
+	}
+	return ProcessCPU()
 }
 
 func (s *cellarSystem) Close() error {

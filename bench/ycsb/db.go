@@ -3,6 +3,9 @@ package ycsb
 import (
 	"context"
 	"errors"
+	"fmt"
+	"syscall"
+	"time"
 )
 
 // DB is one system's client as the workloads use it. The runner opens one DB
@@ -51,6 +54,26 @@ type System interface {
 // for the peer that runs in between.
 type Phaser interface {
 	BeginPhase() (end func())
+}
+
+// CPUMeter is an optional interface of a System: CPUTime is the CPU time
+// (user + system) used so far by every process of the system under test
+// and by the benchmark's process, which runs the client. RunAll reads it
+// around each phase and reports CPU per operation, which shows on a small
+// machine whether a system is bound by its CPU or by waiting (disk, network).
+// A system sharing the benchmark's process is also charged for whatever
+// else that process does meanwhile (an idle peer's background work).
+type CPUMeter interface {
+	CPUTime() (time.Duration, error)
+}
+
+// ProcessCPU is the CPU time (user + system) this process has used.
+func ProcessCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("cellar/ycsb: getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // ErrNotFound is returned (wrapped) by DB.Read and DB.ReadModifyWrite when

@@ -29,6 +29,9 @@ func PrintHeader(w io.Writer, cfg Config) {
 func printPhase(w io.Writer, system string, p PhaseResult) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-10s %-5s %9.0f ops/s %8d ops  records %d", system, p.Workload, p.Throughput, p.Ops, p.Records)
+	if c := p.CPUPerOp(); c > 0 {
+		fmt.Fprintf(&b, "  cpu/op %s", fmtDur(c))
+	}
 	for _, s := range p.PerOp {
 		fmt.Fprintf(&b, "  | %s p50 %s p99 %s p999 %s", s.Op, fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.P999))
 	}
@@ -99,6 +102,18 @@ func PrintRatios(w io.Writer, results ...Results) {
 			tput[i] = p.Throughput
 		}
 		row("throughput", tput, func(v float64) string { return fmt.Sprintf("%.0f/s", v) })
+		cpu := make([]float64, len(ps))
+		for i, p := range ps {
+			cpu[i] = float64(p.CPUPerOp())
+		}
+		if cpu[0] > 0 {
+			row("cpu per op", cpu, func(v float64) string {
+				if v == 0 {
+					return "n/a"
+				}
+				return fmtDur(time.Duration(v))
+			})
+		}
 		for _, s0 := range p0.PerOp {
 			for _, q := range []struct {
 				name string

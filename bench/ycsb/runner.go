@@ -101,6 +101,17 @@ type PhaseResult struct {
 	Throughput float64   // ops/s
 	PerOp      []OpStats // operation types that ran, in Op order
 	Records    int64     // records present at the phase's end
+	// CPU is the CPU time the system and the client used in the phase
+	// (CPUMeter); 0 when the system cannot tell.
+	CPU time.Duration
+}
+
+// CPUPerOp is CPU over Ops; 0 when either is unknown.
+func (p PhaseResult) CPUPerOp() time.Duration {
+	if p.CPU <= 0 || p.Ops <= 0 {
+		return 0
+	}
+	return p.CPU / time.Duration(p.Ops)
 }
 
 // Results are one system's figures.
@@ -138,12 +149,27 @@ type sysState struct {
 	ins  *insertCounter // ids >= RecordCount, for D and E
 }
 
-// beginPhase calls the System's Phaser hook, if it has one.
-func (st *sysState) beginPhase() (end func()) {
+// beginPhase calls the System's Phaser hook, if it has one, and starts
+// measuring its CPU (CPUMeter); end ends both and returns the CPU time
+// used, 0 if unknown.
+func (st *sysState) beginPhase() (end func() time.Duration) {
+	endPhase := func() {}
 	if p, ok := st.sys.(Phaser); ok {
-		return p.BeginPhase()
+		endPhase = p.BeginPhase()
 	}
-	return func() {}
+	m, ok := st.sys.(CPUMeter)
+	if !ok {
+		return func() time.Duration { endPhase(); return 0 }
+	}
+	before, berr := m.CPUTime()
+	return func() time.Duration {
+		after, aerr := m.CPUTime()
+		endPhase()
+		if berr != nil || aerr != nil || after < before {
+			return 0
+		}
+		return after - before
+	}
 }
 
 // RunAll opens a DB on every system, loads each in turn (RecordCount
@@ -185,7 +211,7 @@ func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([
 	for i, st := range states {
 		end := st.beginPhase()
 		p, err := load(ctx, st, cfg)
-		end()
+		p.CPU = end()
 		if err != nil {
 			return nil, fmt.Errorf("%s: load: %w", st.name, err)
 		}
@@ -196,7 +222,7 @@ func RunAll(ctx context.Context, systems []System, cfg Config, log io.Writer) ([
 		for i, st := range states {
 			end := st.beginPhase()
 			p, err := runWorkload(ctx, st, w, wi, cfg)
-			end()
+			p.CPU = end()
 			if err != nil {
 				return nil, fmt.Errorf("%s: workload %s: %w", st.name, w.Name, err)
 			}

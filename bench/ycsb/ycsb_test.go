@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -423,5 +424,58 @@ func TestRunAll_PhaserBracketsEveryPhase(t *testing.T) {
 	}
 	if n := p.outside.Load(); n != 0 {
 		t.Errorf("%d operations ran outside a phase", n)
+	}
+}
+
+// meteredSystem charges a fixed CPU time per operation to its CPUMeter.
+type meteredSystem struct {
+	*fakeSystem
+	perOp  time.Duration
+	broken bool
+}
+
+func (s *meteredSystem) CPUTime() (time.Duration, error) {
+	if s.broken {
+		return 0, errors.New("no meter")
+	}
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	n := 0
+	for _, c := range s.db.mu.ops {
+		n += c
+	}
+	return time.Duration(n) * s.perOp, nil
+}
+
+// TestRunAll_CPUPerOp: a System with a CPUMeter gets each phase's CPU time
+// (and CPU per operation in the report); one whose meter fails or that has
+// none gets 0, shown as n/a.
+func TestRunAll_CPUPerOp(t *testing.T) {
+	m := &meteredSystem{fakeSystem: newFakeSystem("metered"), perOp: 40 * time.Microsecond}
+	broken := &meteredSystem{fakeSystem: newFakeSystem("broken"), perOp: time.Millisecond, broken: true}
+	plain := newFakeSystem("plain")
+	cfg := Config{RecordCount: 200, OpCount: 300, Threads: 2, Seed: 1, Workloads: "A", FieldCount: 2, FieldLength: 8}
+	var out bytes.Buffer
+	rs, err := RunAll(context.Background(), []System{m, broken, plain}, cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []PhaseResult{rs[0].Load, rs[0].Workloads[0]} {
+		if got := p.CPUPerOp(); got != m.perOp {
+			t.Errorf("%s: CPU per op %v (CPU %v over %d ops), want %v", p.Workload, got, p.CPU, p.Ops, m.perOp)
+		}
+	}
+	for _, r := range rs[1:] {
+		if r.Load.CPU != 0 || r.Workloads[0].CPU != 0 {
+			t.Errorf("%s: CPU %v and %v, want 0 (unknown)", r.System, r.Load.CPU, r.Workloads[0].CPU)
+		}
+	}
+	if !strings.Contains(out.String(), "cpu/op 40.0µs") {
+		t.Errorf("the phase lines do not show cpu/op:\n%s", out.String())
+	}
+	out.Reset()
+	PrintRatios(&out, rs[0], rs[2])
+	if !regexp.MustCompile(`cpu per op +40\.0µs +n/a +n/a`).MatchString(out.String()) {
+		t.Errorf("the ratios do not show CPU per op:\n%s", out.String())
 	}
 }
