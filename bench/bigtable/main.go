@@ -47,7 +47,15 @@ func main() {
 	noCellar := flag.Bool("no-cellar", false, "run only the emulator")
 	noEmulator := flag.Bool("no-emulator", false, "run only Cellar (no ratios; for profiling Cellar alone)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client and an in-process Cellar cluster; not the emulator's child) to this file")
+	memProfile := flag.String("memprofile", "", "write a heap profile of this process (allocations since start: go tool pprof -sample_index=alloc_space) to this file at the end")
 	flag.Parse()
+	if *memProfile != "" {
+		defer func() {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
+			}
+		}()
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -74,6 +82,18 @@ func main() {
 		pprof.StopCPUProfile()
 		os.Exit(1) // deferred Closes in run have already stopped the emulator
 	}
+}
+
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar, noEmulator bool) (err error) {
