@@ -15,9 +15,18 @@ import "google.golang.org/grpc"
 // values plus framing.
 const MaxMessage = 64 << 20
 
+// StreamWorkers is how many goroutines a tablet server keeps to run
+// incoming RPCs (grpc.NumStreamWorkers); an RPC that finds them all busy
+// gets a goroutine of its own, as without workers. A worker's stack has
+// already grown, so a small RPC skips the goroutine start and the stack
+// copies: with 16 workers YCSB's load phase used about 12% less CPU per
+// synced insert (230-260 µs against 265-300 µs, in-process cluster on two
+// cores) and ran 8-15% faster.
+const StreamWorkers = 16
+
 // ServerOptions are the options of a gRPC server that serves tablets.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessage), grpc.MaxSendMsgSize(MaxMessage)}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessage), grpc.MaxSendMsgSize(MaxMessage), grpc.NumStreamWorkers(StreamWorkers)}
 }
 
 // DialOptions are the options of a connection to a tablet server.
