@@ -80,6 +80,14 @@
 //     called; entries added while it is in use may or may not be seen.
 //   - Two concurrent Adds of one key: exactly one wins, the other gets
 //     ErrDuplicate; its node stays allocated but unreachable.
+//   - AddWith takes an Inserter, which remembers where the previous Add
+//     linked its node at each level. A key above the previous one is searched
+//     for from there, at the levels its node will be linked at, instead of
+//     from the head at every level: those nodes have smaller keys and are
+//     never removed, so they are valid places to start whatever else was
+//     linked meanwhile. A key out of order gets the full search. The tablet
+//     inserts a row's cells in key order through one Inserter
+//     (BenchmarkAddRow).
 //
 // Inserts use CAS rather than a mutex, measured on the 2-core build machine
 // (BenchmarkAdd: keys with 16-byte rows, 1000-byte values, arena rotation

@@ -11,10 +11,10 @@ func TestDocLayoutExample(t *testing.T) {
 	if m.head != 4 || m.Size() != 96 || headOverhead != 96 {
 		t.Fatalf("fresh arena: head at %d, Size %d, headOverhead %d; want 4, 96, 96", m.head, m.Size(), headOverhead)
 	}
-	if err := m.add([]byte("b"), []byte("2"), 1); err != nil {
+	if err := m.add(nil, []byte("b"), []byte("2"), 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.add([]byte("a"), []byte("1"), 2); err != nil {
+	if err := m.add(nil, []byte("a"), []byte("1"), 2); err != nil {
 		t.Fatal(err)
 	}
 	if m.Size() != 140 {
@@ -54,13 +54,36 @@ func TestDocLayoutExample(t *testing.T) {
 // TestTowerInvariant checks, after many adds with random heights, that every
 // level is sorted and that each node linked at level i+1 is linked at level i.
 func TestTowerInvariant(t *testing.T) {
-	m := New(&Options{ArenaSize: 1 << 20})
-	for i := range 5000 {
-		k := binary.BigEndian.AppendUint32(nil, uint32(i*7919%5000))
-		if err := m.Add(k, nil); err != nil {
-			t.Fatal(err)
+	t.Run("Add", func(t *testing.T) {
+		m := New(&Options{ArenaSize: 1 << 20})
+		for i := range 5000 {
+			k := binary.BigEndian.AppendUint32(nil, uint32(i*7919%5000))
+			if err := m.Add(k, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
+		checkTowers(t, m)
+	})
+	t.Run("Inserter", func(t *testing.T) {
+		// Ascending runs of 10 at scattered places, as a row's cells are.
+		m := New(&Options{ArenaSize: 1 << 20})
+		var ins Inserter
+		for i := range 500 {
+			base := uint32(i*7919%500) * 10
+			for j := range uint32(10) {
+				if err := m.AddWith(&ins, binary.BigEndian.AppendUint32(nil, base+j), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		checkTowers(t, m)
+	})
+}
+
+// checkTowers checks that every level is sorted, that a node linked at a
+// level is linked at every level below, and that level 0 holds 5000 nodes.
+func checkTowers(t *testing.T, m *Memtable) {
+	t.Helper()
 	lower := map[uint32]bool{}
 	for level := 0; level < maxHeight; level++ {
 		here := map[uint32]bool{}

@@ -31,6 +31,8 @@ type Memtable struct {
 	// start at height-1. It only grows.
 	height atomic.Uint32
 	count  atomic.Int64
+	// gen counts resets: an Inserter's nodes belong to one generation.
+	gen uint64
 }
 
 // New returns an empty memtable whose arena of opts.ArenaSize bytes is
@@ -71,6 +73,7 @@ func (m *Memtable) reset() {
 	m.head = head
 	m.height.Store(1)
 	m.count.Store(0)
+	m.gen++
 }
 
 // nodeSize is the number of arena bytes a node with a tower of height h and
@@ -103,28 +106,66 @@ func ArenaSizeFor(keyLen, valueLen int) int64 {
 //
 // On any error nothing visible was added. A nil or empty value is allowed.
 func (m *Memtable) Add(key, value []byte) error {
-	return m.add(key, value, randomHeight())
+	return m.add(nil, key, value, randomHeight())
 }
 
-// add is Add with the tower height h (1..maxHeight) given.
-func (m *Memtable) add(key, value []byte, h int) error {
+// An Inserter makes a run of Adds with ascending keys, such as the cells of
+// one row in order, cheaper: each Add searches from the nodes the previous
+// one linked instead of from the top of the list, which for adjacent keys
+// is a step or two per level instead of a walk down every level. A key not
+// above the previous one is added with a full search, as Add does. The zero
+// value is ready; an Inserter is for one goroutine at a time and follows one
+// memtable (given another, or after the memtable was reset, it starts
+// over).
+type Inserter struct {
+	m    *Memtable
+	gen  uint64
+	last uint32 // the node the previous Add linked; 0: none yet
+	// prev[i] is a node linked at level i (or the head) whose key is at
+	// most last's: a valid place to start searching level i for any key
+	// above last's, since nodes are never removed.
+	prev [maxHeight]uint32
+}
+
+// AddWith is Add through ins (see Inserter), with the same errors; after
+// an error ins is still valid.
+func (m *Memtable) AddWith(ins *Inserter, key, value []byte) error {
+	return m.add(ins, key, value, randomHeight())
+}
+
+// add is Add (through ins, if not nil) with the tower height h
+// (1..maxHeight) given.
+func (m *Memtable) add(ins *Inserter, key, value []byte, h int) error {
 	if need := ArenaSizeFor(len(key), len(value)); need > m.arena.capacity() {
 		return fmt.Errorf("%w: key %d bytes + value %d bytes needs an arena of %d bytes, have %d",
 			ErrTooLarge, len(key), len(value), need, m.arena.capacity())
 	}
 	var prev, next [maxHeight]uint32
-	listHeight := int(m.height.Load())
-	for i := maxHeight - 1; i >= listHeight; i-- {
-		prev[i], next[i] = m.head, nilOffset
-	}
-	before := m.head
-	for i := listHeight - 1; i >= 0; i-- {
-		var found bool
-		prev[i], next[i], found = m.findSpliceForLevel(key, i, before)
-		if found {
-			return duplicateError(key)
+	hinted := ins != nil && ins.m == m && ins.gen == m.gen && ins.last != 0 &&
+		bytes.Compare(m.key(ins.last), key) < 0
+	if hinted {
+		// Only the levels the new node is linked at need a splice.
+		for i := h - 1; i >= 0; i-- {
+			var found bool
+			prev[i], next[i], found = m.findSpliceForLevel(key, i, ins.prev[i])
+			if found {
+				return duplicateError(key)
+			}
 		}
-		before = prev[i]
+	} else {
+		listHeight := int(m.height.Load())
+		for i := maxHeight - 1; i >= listHeight; i-- {
+			prev[i], next[i] = m.head, nilOffset
+		}
+		before := m.head
+		for i := listHeight - 1; i >= 0; i-- {
+			var found bool
+			prev[i], next[i], found = m.findSpliceForLevel(key, i, before)
+			if found {
+				return duplicateError(key)
+			}
+			before = prev[i]
+		}
 	}
 
 	nd, ok := m.arena.alloc(nodeSize(h, len(key), len(value)))
@@ -163,6 +204,16 @@ func (m *Memtable) add(key, value []byte, h int) error {
 		}
 	}
 	m.count.Add(1)
+	if ins != nil {
+		if !hinted { // every level's splice is known: start the hint over
+			ins.m, ins.gen = m, m.gen
+			ins.prev = prev
+		}
+		for i := range h {
+			ins.prev[i] = nd
+		}
+		ins.last = nd
+	}
 	return nil
 }
 

@@ -1,11 +1,13 @@
 package tablet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -445,12 +447,31 @@ func (t *Tablet) flushReplayed(ctx context.Context, mem *memTable) error {
 }
 
 func insertBatch(m *memtable.Memtable, b batch) error {
-	for i := range b.keys {
-		if err := m.Add(b.keys[i], b.values[i]); err != nil {
+	// A batch is one row's cells. Inserted in key order, each insert
+	// starts from where the previous one linked (memtable.Inserter), which
+	// costs less than the sort when the mutations came in another order.
+	var ins memtable.Inserter
+	var buf [32]int
+	order := keyOrder(b.keys, buf[:0])
+	for _, i := range order {
+		if err := m.AddWith(&ins, b.keys[i], b.values[i]); err != nil {
 			return fmt.Errorf("cellar/tablet: memtable insert: %w", err)
 		}
 	}
 	return nil
+}
+
+// keyOrder appends to order the indexes of keys in ascending key order
+// and returns it.
+func keyOrder(ks [][]byte, order []int) []int {
+	for i := range ks {
+		order = append(order, i)
+	}
+	byKey := func(a, b int) int { return bytes.Compare(ks[a], ks[b]) }
+	if !slices.IsSortedFunc(order, byKey) {
+		slices.SortFunc(order, byKey)
+	}
+	return order
 }
 
 // installReadStateLocked publishes a read state for the current memtables
