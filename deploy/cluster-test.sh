@@ -70,6 +70,25 @@ cellar() {
     "$image" "$@"
 }
 container() { compose ps -q "$1"; }
+# settle LABEL: waits until the writers' tablets have stayed on the same
+# servers (cellar check servers) for 12s, longer than the master's balance
+# interval (10s), or 60s have passed, and records how long that took. A
+# master that just took over, or a server that just came back, draws tablet
+# moves, and a moved tablet stalls writes briefly: without this, the next
+# step's stall would count them as its own.
+settle() {
+  local t0 last cur since
+  t0=$(now_ms); last=""; since=$t0
+  while [ $(( $(now_ms) - t0 )) -lt 60000 ]; do
+    cur=$(cellar check servers 2>/dev/null | sort || true)
+    if [ "$cur" != "$last" ]; then last=$cur; since=$(now_ms); fi
+    if [ $(( $(now_ms) - since )) -ge 12000 ]; then
+      record "$1" "$(secs $(( since - t0 )))"; return
+    fi
+    sleep 1
+  done
+  record "$1" "still moving after 60s; going on"
+}
 
 # status NAME: a field of the writer's status line (cellar check write --status).
 status() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" "$work/status" 2>/dev/null; }
@@ -136,6 +155,7 @@ r=$(wait_recovery "$t" 120)
 record "tablet server killed -> writes flow again" "$r"
 compose start $victim >/dev/null 2>&1
 sleep 2
+settle "tablet placement settled (after step 1)"
 
 # 2. The active master dies: the standby takes the master lock.
 old=$(active_master)
@@ -153,6 +173,8 @@ record "active master killed -> $cur active" "$(secs $(( $(now_ms) - t )))"
 r=$(wait_recovery "$t" 60)
 record "  (writes stalled until)" "$r"
 compose start "${old%%:*}" >/dev/null 2>&1
+
+settle "tablet placement settled (after step 2)"
 
 # 3. The lock-service leader dies: raft elects another; sessions ride the
 # grace period.
