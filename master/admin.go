@@ -444,7 +444,7 @@ func (m *Master) modifyFamilies(ctx context.Context, req *masterpb.ModifyFamilie
 		cl, err := m.conns.server(r.addr)
 		if err == nil {
 			_, err = cl.LoadTablet(ctx, &tabletpb.LoadTabletRequest{Master: seqProto(t.seq), Tablet: r.desc, Schema: schema})
-			err = t.stepDownIfStale(serr.Wire.FromStatus(err))
+			err = t.serverErr(err)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tablet %d: %w", r.desc.TabletId, err))
@@ -505,7 +505,7 @@ func (m *Master) splitTable(ctx context.Context, req *masterpb.SplitTableRequest
 	}
 	resp, err := cl.SplitTablet(ctx, &tabletpb.SplitTabletRequest{Master: seqProto(t.seq), TabletId: tabletID, SplitRow: req.SplitRow})
 	if err != nil {
-		return nil, t.stepDownIfStale(serr.Wire.FromStatus(err))
+		return nil, t.serverErr(err)
 	}
 	if resp.Left != nil && resp.Right != nil {
 		t.recordSplit(resp.Left, resp.Right)

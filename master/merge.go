@@ -334,7 +334,7 @@ func (t *term) unloadSync(ctx context.Context, addr string, id uint64) error {
 	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 	defer cancel()
 	_, err = cl.UnloadTablet(rctx, &tabletpb.UnloadTabletRequest{Master: seqProto(t.seq), TabletId: id})
-	return t.stepDownIfStale(serr.Wire.FromStatus(err))
+	return t.serverErr(err)
 }
 
 // compactInBackground asks a server to major-compact one tablet (best

@@ -88,11 +88,11 @@ func (t *term) writeMeta(ctx context.Context, rows []metaRow) error {
 		resp, err := cl.MutateRows(rctx, req)
 		cancel()
 		if err != nil {
-			werr := serr.Wire.FromStatus(err) // a stale sequencer fails the whole request
+			werr := t.serverErr(err) // a stale sequencer fails the whole request
 			if !errors.Is(werr, serr.ErrStaleSequencer) {
 				werr = metaWriteErr(status.Code(err), err.Error())
 			}
-			return fmt.Errorf("write METADATA on %s: %w", addr, t.stepDownIfStale(werr))
+			return fmt.Errorf("write METADATA on %s: %w", addr, werr)
 		}
 		for i, r := range resp.Results {
 			if r.Code != 0 {

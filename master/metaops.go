@@ -16,7 +16,7 @@ import (
 // Single-row METADATA operations of merges and intent resolution. Every
 // one is sync-durable and idempotent (cells carry metadata.CellTimestamp).
 // Writes carry the term's sequencer: a deposed term's are refused, and it
-// steps down (stepDownIfStale).
+// steps down (serverErr).
 
 func deleteColumn(qual string) *datapb.Mutation {
 	return &datapb.Mutation{Mutation: &datapb.Mutation_DeleteFromColumn_{DeleteFromColumn: &datapb.Mutation_DeleteFromColumn{
@@ -55,7 +55,7 @@ func (t *term) mutateMetaRow(ctx context.Context, key []byte, muts ...*datapb.Mu
 	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 	defer cancel()
 	if _, err := cl.MutateRow(rctx, &tabletpb.MutateRowRequest{Master: seqProto(t.seq), TableId: metadata.TableID, RowKey: key, Mutations: muts}); err != nil {
-		return fmt.Errorf("write METADATA row %x: %w", key, t.stepDownIfStale(serr.Wire.FromStatus(err)))
+		return fmt.Errorf("write METADATA row %x: %w", key, t.serverErr(err))
 	}
 	return nil
 }
@@ -72,7 +72,7 @@ func (t *term) checkAndMutateMetaRow(ctx context.Context, key []byte, pred *data
 	resp, err := cl.CheckAndMutateRow(rctx, &tabletpb.CheckAndMutateRowRequest{Master: seqProto(t.seq), TableId: metadata.TableID, RowKey: key,
 		PredicateFilter: pred, TrueMutations: muts})
 	if err != nil {
-		return false, fmt.Errorf("check-and-mutate METADATA row %x: %w", key, t.stepDownIfStale(serr.Wire.FromStatus(err)))
+		return false, fmt.Errorf("check-and-mutate METADATA row %x: %w", key, t.serverErr(err))
 	}
 	return resp.PredicateMatched, nil
 }

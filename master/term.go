@@ -61,7 +61,7 @@ type term struct {
 	wg   sync.WaitGroup
 	kick chan struct{}
 	done <-chan struct{} // closed when the term ends
-	stop func()          // ends the term (stepDownIfStale)
+	stop func()          // ends the term (serverErr)
 
 	mu          sync.Mutex
 	servers     map[string]*serverInfo
@@ -114,12 +114,14 @@ func (t *term) bind(ctx context.Context) (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// stepDownIfStale ends the term if err, the answer to a request that
-// carried the term's sequencer, is ErrStaleSequencer: the lock service
-// no longer holds it, so another master may be active and everything the
-// term sends from now on is refused. The master stops acting rather than
-// retry (Run campaigns again). It returns err.
-func (t *term) stepDownIfStale(err error) error {
+// serverErr converts err, a tablet server's answer to a request that
+// carried the term's sequencer, from the wire (serr.Wire) and returns it.
+// If it is ErrStaleSequencer, it first ends the term: the lock service no
+// longer holds the sequencer, so another master may be active and
+// everything the term sends from now on is refused. The master stops
+// acting rather than retry (Run campaigns again).
+func (t *term) serverErr(err error) error {
+	err = serr.Wire.FromStatus(err)
 	if !errors.Is(err, serr.ErrStaleSequencer) {
 		return err
 	}
@@ -471,7 +473,7 @@ func (t *term) unload(ctx context.Context, addr string, id uint64) {
 	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 	defer cancel()
 	if _, err := cl.UnloadTablet(rctx, &tabletpb.UnloadTabletRequest{Master: seqProto(t.seq), TabletId: id}); err != nil {
-		t.m.log.Warn("unload tablet", "tablet", id, "server", addr, "err", t.stepDownIfStale(serr.Wire.FromStatus(err)))
+		t.m.log.Warn("unload tablet", "tablet", id, "server", addr, "err", t.serverErr(err))
 	}
 }
 
@@ -638,7 +640,7 @@ func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMe
 	cancel()
 	if err != nil {
 		done("")
-		return fmt.Errorf("load tablet %d on %s: %w", desc.TabletId, s.id, t.stepDownIfStale(serr.Wire.FromStatus(err)))
+		return fmt.Errorf("load tablet %d on %s: %w", desc.TabletId, s.id, t.serverErr(err))
 	}
 	done(s.id)
 	t.m.log.Info("tablet loaded", "table", desc.TableId, "tablet", desc.TabletId, "server", s.id,
@@ -783,7 +785,7 @@ func (t *term) move(ctx context.Context, ti *tabletInfo, from, to *serverInfo) e
 		rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 		_, err = cl.UnloadTablet(rctx, &tabletpb.UnloadTabletRequest{Master: seqProto(t.seq), TabletId: id})
 		cancel()
-		err = t.stepDownIfStale(serr.Wire.FromStatus(err))
+		err = t.serverErr(err)
 	}
 	t.mu.Lock()
 	ti.busy = false

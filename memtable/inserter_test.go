@@ -1,7 +1,6 @@
 package memtable_test
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -23,8 +22,7 @@ func TestInserterAgainstModel(t *testing.T) {
 		arena := []int64{memtable.MinArenaSize, 16 << 10, 1 << 20}[rng.IntN(3)]
 		m := memtable.New(&memtable.Options{ArenaSize: arena})
 		var ins memtable.Inserter
-		var model []string
-		values := map[string]string{}
+		md := newRefModel()
 		for op := range 300 {
 			// A run of 1..12 cells of one row, ascending, sometimes shuffled
 			// or with a key repeated.
@@ -41,32 +39,11 @@ func TestInserterAgainstModel(t *testing.T) {
 			}
 			for _, k := range run {
 				v := fmt.Sprint(rng.Uint32())
-				err := m.AddWith(&ins, k, []byte(v))
-				i, exists := slices.BinarySearch(model, string(k))
-				switch {
-				case exists:
-					if !errors.Is(err, memtable.ErrDuplicate) {
-						t.Fatalf("seed %d round %d op %d: AddWith of present key %x = %v, want ErrDuplicate", seed, round, op, k, err)
-					}
-				case errors.Is(err, memtable.ErrArenaFull):
-				case err != nil:
-					t.Fatalf("seed %d round %d op %d: AddWith(%x) = %v", seed, round, op, k, err)
-				default:
-					model = slices.Insert(model, i, string(k))
-					values[string(k)] = v
-				}
+				md.add(t, fmt.Sprintf("seed %d round %d op %d", seed, round, op), k, v, m.AddWith(&ins, k, []byte(v)))
 			}
 		}
-		ks, vs := collect(t, m)
-		if len(ks) != len(model) || m.Len() != len(model) {
-			t.Fatalf("seed %d round %d: %d entries iterated, Len %d, model %d", seed, round, len(ks), m.Len(), len(model))
-		}
-		for j := range ks {
-			if string(ks[j]) != model[j] || string(vs[j]) != values[model[j]] {
-				t.Fatalf("seed %d round %d: entry %d = %x, want %x", seed, round, j, ks[j], model[j])
-			}
-		}
-		for _, k := range model { // every entry is found by a search from the top
+		md.check(t, fmt.Sprintf("seed %d round %d", seed, round), m)
+		for _, k := range md.keys { // every entry is found by a search from the top
 			it := m.NewIter()
 			if !it.SeekGE([]byte(k)) || string(it.Key()) != k {
 				t.Fatalf("seed %d round %d: SeekGE(%x) missed it", seed, round, k)

@@ -470,8 +470,7 @@ func TestRandomizedAgainstModel(t *testing.T) {
 		// Sometimes a small arena so that ErrArenaFull is part of the mix.
 		arena := []int64{memtable.MinArenaSize, 8 << 10, 1 << 20}[rng.IntN(3)]
 		m := memtable.New(&memtable.Options{ArenaSize: arena})
-		var model []string // sorted keys
-		values := map[string]string{}
+		md := newRefModel()
 		randKey := func() []byte {
 			if rng.IntN(2) == 0 {
 				// Short keys over a tiny alphabet: many duplicates and prefixes.
@@ -490,50 +489,76 @@ func TestRandomizedAgainstModel(t *testing.T) {
 			case r < 6:
 				k := randKey()
 				v := fmt.Sprint(rng.Uint32())
-				err := m.Add(k, []byte(v))
-				i, exists := slices.BinarySearch(model, string(k))
-				switch {
-				case exists:
-					if !errors.Is(err, memtable.ErrDuplicate) {
-						t.Fatalf("seed %d round %d op %d: Add of present key %x = %v, want ErrDuplicate", seed, round, op, k, err)
-					}
-				case errors.Is(err, memtable.ErrArenaFull):
+				where := fmt.Sprintf("seed %d round %d op %d", seed, round, op)
+				if md.add(t, where, k, v, m.Add(k, []byte(v))) {
 					full = true
-				case err != nil:
-					t.Fatalf("seed %d round %d op %d: Add(%x) = %v", seed, round, op, k, err)
-				default:
-					model = slices.Insert(model, i, string(k))
-					values[string(k)] = v
 				}
 			case r < 9:
 				target := randKey()
 				it := m.NewIter()
-				i, _ := slices.BinarySearch(model, string(target))
+				i, _ := slices.BinarySearch(md.keys, string(target))
 				ok := it.SeekGE(target)
-				for j := i; j < min(i+3, len(model)); j++ {
-					if !ok || string(it.Key()) != model[j] || string(it.Value()) != values[model[j]] {
-						t.Fatalf("seed %d round %d op %d: SeekGE(%x)+%d at %x, want %x", seed, round, op, target, j-i, it.Key(), model[j])
+				for j := i; j < min(i+3, len(md.keys)); j++ {
+					if !ok || string(it.Key()) != md.keys[j] || string(it.Value()) != md.values[md.keys[j]] {
+						t.Fatalf("seed %d round %d op %d: SeekGE(%x)+%d at %x, want %x", seed, round, op, target, j-i, it.Key(), md.keys[j])
 					}
 					ok = it.Next()
 				}
-				if i+3 >= len(model) && ok {
+				if i+3 >= len(md.keys) && ok {
 					t.Fatalf("seed %d round %d op %d: iterator valid past the end at %x", seed, round, op, it.Key())
 				}
 				it.Close()
 			default:
-				ks, vs := collect(t, m)
-				if len(ks) != len(model) || m.Len() != len(model) {
-					t.Fatalf("seed %d round %d op %d: %d entries iterated, Len %d, model %d", seed, round, op, len(ks), m.Len(), len(model))
-				}
-				for j := range ks {
-					if string(ks[j]) != model[j] || string(vs[j]) != values[model[j]] {
-						t.Fatalf("seed %d round %d op %d: entry %d = %x, want %x", seed, round, op, j, ks[j], model[j])
-					}
-				}
+				md.check(t, fmt.Sprintf("seed %d round %d op %d", seed, round, op), m)
 			}
 		}
 		if arena == memtable.MinArenaSize && !full {
 			t.Errorf("seed %d round %d: a 1 KiB arena never filled", seed, round)
+		}
+	}
+}
+
+// refModel is what a memtable in the randomized tests should hold: its
+// keys, sorted, and their values.
+type refModel struct {
+	keys   []string
+	values map[string]string
+}
+
+func newRefModel() *refModel { return &refModel{values: map[string]string{}} }
+
+// add checks err, what adding (k, v) returned, against the model, records
+// the entry if it was added, and reports whether the arena was full.
+// where begins failure messages.
+func (md *refModel) add(t *testing.T, where string, k []byte, v string, err error) (full bool) {
+	t.Helper()
+	i, exists := slices.BinarySearch(md.keys, string(k))
+	switch {
+	case exists:
+		if !errors.Is(err, memtable.ErrDuplicate) {
+			t.Fatalf("%s: Add of present key %x = %v, want ErrDuplicate", where, k, err)
+		}
+	case errors.Is(err, memtable.ErrArenaFull):
+		return true
+	case err != nil:
+		t.Fatalf("%s: Add(%x) = %v", where, k, err)
+	default:
+		md.keys = slices.Insert(md.keys, i, string(k))
+		md.values[string(k)] = v
+	}
+	return false
+}
+
+// check compares m's entries (iterated) and Len with the model.
+func (md *refModel) check(t *testing.T, where string, m *memtable.Memtable) {
+	t.Helper()
+	ks, vs := collect(t, m)
+	if len(ks) != len(md.keys) || m.Len() != len(md.keys) {
+		t.Fatalf("%s: %d entries iterated, Len %d, model %d", where, len(ks), m.Len(), len(md.keys))
+	}
+	for j := range ks {
+		if string(ks[j]) != md.keys[j] || string(vs[j]) != md.values[md.keys[j]] {
+			t.Fatalf("%s: entry %d = %x, want %x", where, j, ks[j], md.keys[j])
 		}
 	}
 }

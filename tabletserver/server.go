@@ -405,7 +405,6 @@ func tabletErr(err error) error {
 	}
 	if errors.Is(err, tablet.ErrClosed) || errors.Is(err, tablet.ErrRowOutOfRange) || errors.Is(err, wal.ErrClosed) ||
 		errors.Is(err, tablet.ErrFenced) { // another server opened the tablet: the client relocates
-
 		return fmt.Errorf("%w: %w", serr.ErrNotServing, err)
 	}
 	return err
