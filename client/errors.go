@@ -40,6 +40,10 @@ var (
 	// ErrUnavailable: no server answered (the lock service at Dial, or the
 	// tablet's server until the call's deadline).
 	ErrUnavailable = serr.ErrUnavailable
+	// ErrOverloaded: the tablet server held the write back until the
+	// deadline because its memtables were over the server's memory budget
+	// (flushes behind); the write was not applied.
+	ErrOverloaded = serr.ErrOverloaded
 	// ErrClosed: the Client was closed.
 	ErrClosed = errClosed
 )

@@ -59,6 +59,24 @@ func (t *Tablet) Stats() Stats {
 	return s
 }
 
+// MemtableBytes reports the arena bytes of the tablet's memtables: active
+// is the active memtable's (with what admitted writers are inserting),
+// total adds the immutable ones waiting for their flush. A server's
+// memtable budget sums it over its tablets; it is cheaper than Stats.
+func (t *Tablet) MemtableBytes() (active, total int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.mem == nil {
+		return 0, 0
+	}
+	active = t.mu.mem.m.Size() + t.mu.mem.inflight.Load()
+	total = active
+	for _, m := range t.mu.imm {
+		total += m.m.Size()
+	}
+	return active, total
+}
+
 // LiveFiles lists the SSTables the tablet's manifest references, including
 // files inherited from a split parent. A table-wide garbage collector
 // deletes a file only when no tablet's LiveFiles holds it.

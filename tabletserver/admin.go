@@ -359,7 +359,9 @@ func (s *Server) compact(ctx context.Context, e *entry, major bool) error {
 
 // ServerStatus describes the server and every tablet it serves.
 func (s *Server) ServerStatus(ctx context.Context, req *tabletpb.ServerStatusRequest) (*tabletpb.ServerStatusResponse, error) {
-	resp := &tabletpb.ServerStatusResponse{ServerId: s.opts.ID, Address: s.opts.Addr, Serving: s.serving()}
+	resp := &tabletpb.ServerStatusResponse{ServerId: s.opts.ID, Address: s.opts.Addr, Serving: s.serving(),
+		MemtableBudget: s.opts.MemtableBudget, MemtableBytes: s.memBytes.Load(),
+		WritesHeldBack: s.memStalls.Load(), BudgetFlushes: s.memFlushes.Load()}
 	for _, e := range s.snapshot() {
 		st := e.t.Stats()
 		ts := &tabletpb.ServerStatusResponse_TabletStatus{Tablet: proto.Clone(e.desc).(*datapb.TabletDescriptor), MemtableBytes: st.MemtableBytes}

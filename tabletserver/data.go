@@ -70,6 +70,9 @@ func (s *Server) mutateRow(ctx context.Context, req *tabletpb.MutateRowRequest) 
 	if err != nil {
 		return err
 	}
+	if err := s.admitWrite(ctx, req.GetTableId()); err != nil {
+		return err
+	}
 	e, err := s.acquire(ctx, req.GetTableId(), req.GetRowKey())
 	if err != nil {
 		return err
@@ -89,6 +92,9 @@ func (s *Server) MutateRows(ctx context.Context, req *tabletpb.MutateRowsRequest
 	}
 	wo, err := writeOptions(req.GetDurability())
 	if err != nil {
+		return nil, serr.Wire.ToStatus(err)
+	}
+	if err := s.admitWrite(ctx, req.GetTableId()); err != nil {
 		return nil, serr.Wire.ToStatus(err)
 	}
 	n := len(req.GetEntries())
@@ -397,6 +403,9 @@ func (s *Server) checkAndMutate(ctx context.Context, req *tabletpb.CheckAndMutat
 	if err != nil {
 		return false, err
 	}
+	if err := s.admitWrite(ctx, req.GetTableId()); err != nil {
+		return false, err
+	}
 	row := req.GetRowKey()
 	e, err := s.acquire(ctx, req.GetTableId(), row)
 	if err != nil {
@@ -464,6 +473,9 @@ func (s *Server) readModifyWrite(ctx context.Context, req *tabletpb.ReadModifyWr
 	}
 	wo, err := writeOptions(req.GetDurability())
 	if err != nil {
+		return nil, err
+	}
+	if err := s.admitWrite(ctx, req.GetTableId()); err != nil {
 		return nil, err
 	}
 	row := req.GetRowKey()

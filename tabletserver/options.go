@@ -49,6 +49,11 @@ type Options struct {
 	SplitSize int64
 	// MemtableSize (bytes) is passed to every tablet; default the tablet's.
 	MemtableSize int64
+	// MemtableBudget (bytes) bounds the memtables of all the server's
+	// tablets together (active and waiting for their flush): above 90% of
+	// it the largest are flushed, at it user writes wait (see
+	// membudget.go). Default DefaultMemtableBudget (1 GiB).
+	MemtableBudget int64
 	// Cache is the block cache shared by every tablet; nil: one private
 	// 64 MiB cache for the server.
 	Cache *sstable.Cache
@@ -119,7 +124,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: FS is required", ErrInvalidOptions)
 	case o.Lock == nil:
 		return fmt.Errorf("%w: Lock is required", ErrInvalidOptions)
-	case o.SplitSize < 0, o.MemtableSize < 0, o.JeopardyBound < 0, o.MaxConcurrentCompactions < 0:
+	case o.SplitSize < 0, o.MemtableSize < 0, o.MemtableBudget < 0, o.JeopardyBound < 0, o.MaxConcurrentCompactions < 0:
 		return fmt.Errorf("%w: negative size, bound or count", ErrInvalidOptions)
 	}
 	if o.ID != "" {
@@ -143,6 +148,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.SplitSize == 0 {
 		c.SplitSize = DefaultSplitSize
+	}
+	if c.MemtableBudget == 0 {
+		c.MemtableBudget = DefaultMemtableBudget
 	}
 	if c.Cache == nil {
 		c.Cache = sstable.NewCache(64 << 20)

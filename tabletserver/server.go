@@ -56,6 +56,11 @@ type Server struct {
 	// (two idle at most: bounded however many tablets are served).
 	memPool   *memtable.Pool
 	splitPoke chan struct{}
+	// mem holds user writes back while the memtables are over
+	// MemtableBudget; memBytes, memStalls and memFlushes are its figures
+	// (the sum at the last poll, writes held back, budget flushes).
+	mem                             *memGate
+	memBytes, memStalls, memFlushes atomic.Int64
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -101,6 +106,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		compactSem: make(chan struct{}, o.MaxConcurrentCompactions),
 		memPool:    memtable.NewPool(2),
 		splitPoke:  make(chan struct{}, 1),
+		mem:        newMemGate(),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.mu.byID = map[uint64]*entry{}
@@ -142,8 +148,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if !s.run.CompareAndSwap(runNew, runServing) {
 		return fmt.Errorf("cellar/tabletserver: Start: %w", serr.ErrNotServing)
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.watchSession() }()
+	go func() { defer s.wg.Done(); s.memLoop() }()
 	go func() { defer s.wg.Done(); s.releaseLoop() }()
 	go func() { defer s.wg.Done(); s.splitLoop() }()
 	s.logger.Info("tablet server started", "addr", s.opts.Addr)

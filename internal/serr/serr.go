@@ -48,6 +48,10 @@ var (
 	// ErrUnavailable: no server could be reached within the deadline.
 	// UNAVAILABLE.
 	ErrUnavailable = errors.New("cellar: unavailable")
+	// ErrOverloaded: the server held a write back (its memtables are over
+	// the server's budget until flushes catch up) until the deadline;
+	// nothing was applied. RESOURCE_EXHAUSTED.
+	ErrOverloaded = errors.New("cellar: server overloaded; write not applied")
 )
 
 // Wire is the one rpcerr table of the TabletServer and Master services.
@@ -69,4 +73,5 @@ var Wire = rpcerr.NewTable(
 	rpcerr.Entry{Err: tablet.ErrRowOutOfRange, Code: codes.Unavailable, Reason: "ROW_OUT_OF_RANGE"},
 	rpcerr.Entry{Err: tablet.ErrClosed, Code: codes.Unavailable, Reason: "TABLET_CLOSED"},
 	rpcerr.Entry{Err: ErrUnavailable, Code: codes.Unavailable, Reason: "UNAVAILABLE"},
+	rpcerr.Entry{Err: ErrOverloaded, Code: codes.ResourceExhausted, Reason: "OVERLOADED"},
 )

@@ -1436,13 +1436,20 @@ func (*ServerStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type ServerStatusResponse struct {
-	state         protoimpl.MessageState               `protogen:"open.v1"`
-	ServerId      string                               `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
-	Address       string                               `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Tablets       []*ServerStatusResponse_TabletStatus `protobuf:"bytes,3,rep,name=tablets,proto3" json:"tablets,omitempty"`
-	Serving       bool                                 `protobuf:"varint,4,opt,name=serving,proto3" json:"serving,omitempty"` // false while fenced (lock-service session in jeopardy)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState               `protogen:"open.v1"`
+	ServerId string                               `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Address  string                               `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Tablets  []*ServerStatusResponse_TabletStatus `protobuf:"bytes,3,rep,name=tablets,proto3" json:"tablets,omitempty"`
+	Serving  bool                                 `protobuf:"varint,4,opt,name=serving,proto3" json:"serving,omitempty"` // false while fenced (lock-service session in jeopardy)
+	// The server-wide memtable budget: its size, the memtables' bytes at
+	// the last check, user writes held back because the sum reached the
+	// budget, and flushes started because it neared it (since start).
+	MemtableBudget int64 `protobuf:"varint,5,opt,name=memtable_budget,json=memtableBudget,proto3" json:"memtable_budget,omitempty"`
+	MemtableBytes  int64 `protobuf:"varint,6,opt,name=memtable_bytes,json=memtableBytes,proto3" json:"memtable_bytes,omitempty"`
+	WritesHeldBack int64 `protobuf:"varint,7,opt,name=writes_held_back,json=writesHeldBack,proto3" json:"writes_held_back,omitempty"`
+	BudgetFlushes  int64 `protobuf:"varint,8,opt,name=budget_flushes,json=budgetFlushes,proto3" json:"budget_flushes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ServerStatusResponse) Reset() {
@@ -1501,6 +1508,34 @@ func (x *ServerStatusResponse) GetServing() bool {
 		return x.Serving
 	}
 	return false
+}
+
+func (x *ServerStatusResponse) GetMemtableBudget() int64 {
+	if x != nil {
+		return x.MemtableBudget
+	}
+	return 0
+}
+
+func (x *ServerStatusResponse) GetMemtableBytes() int64 {
+	if x != nil {
+		return x.MemtableBytes
+	}
+	return 0
+}
+
+func (x *ServerStatusResponse) GetWritesHeldBack() int64 {
+	if x != nil {
+		return x.WritesHeldBack
+	}
+	return 0
+}
+
+func (x *ServerStatusResponse) GetBudgetFlushes() int64 {
+	if x != nil {
+		return x.BudgetFlushes
+	}
+	return 0
 }
 
 type MutateRowsRequest_Entry struct {
@@ -1863,12 +1898,16 @@ const file_cellar_tablet_v1_tablet_proto_rawDesc = "" +
 	"\ttablet_id\x18\x02 \x01(\x04R\btabletId\x12\x14\n" +
 	"\x05major\x18\x03 \x01(\bR\x05major\"\x17\n" +
 	"\x15CompactTabletResponse\"\x15\n" +
-	"\x13ServerStatusRequest\"\xc8\x03\n" +
+	"\x13ServerStatusRequest\"\xe9\x04\n" +
 	"\x14ServerStatusResponse\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12M\n" +
 	"\atablets\x18\x03 \x03(\v23.cellar.tablet.v1.ServerStatusResponse.TabletStatusR\atablets\x12\x18\n" +
-	"\aserving\x18\x04 \x01(\bR\aserving\x1a\x8f\x02\n" +
+	"\aserving\x18\x04 \x01(\bR\aserving\x12'\n" +
+	"\x0fmemtable_budget\x18\x05 \x01(\x03R\x0ememtableBudget\x12%\n" +
+	"\x0ememtable_bytes\x18\x06 \x01(\x03R\rmemtableBytes\x12(\n" +
+	"\x10writes_held_back\x18\a \x01(\x03R\x0ewritesHeldBack\x12%\n" +
+	"\x0ebudget_flushes\x18\b \x01(\x03R\rbudgetFlushes\x1a\x8f\x02\n" +
 	"\fTabletStatus\x128\n" +
 	"\x06tablet\x18\x01 \x01(\v2 .cellar.data.v1.TabletDescriptorR\x06tablet\x12%\n" +
 	"\x0ememtable_bytes\x18\x02 \x01(\x03R\rmemtableBytes\x12#\n" +
