@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"cellar/internal/metadata"
+	"cellar/internal/serr"
 )
 
 // The client finds a user tablet through /cellar/root → root tablet (the
@@ -151,6 +152,31 @@ func TestServerTimeWriteOutcomeUnknown(t *testing.T) {
 	r, err := tbl.ApplyReadModifyWrite(ctx, "r", rmw)
 	if err != nil || len(r["cf"]) != 1 || !bytes.Equal(r["cf"][0].Value, []byte{0, 0, 0, 0, 0, 0, 0, 2}) {
 		t.Fatalf("ApplyReadModifyWrite = %v, %v; want n=2", r, err)
+	}
+}
+
+// A write the server held back over its memtable budget fails with
+// ErrOverloaded (nothing applied: not ErrOutcomeUnknown, even with a
+// server-assigned timestamp), and is not retried: the server answers just
+// before the deadline.
+func TestOverloadedWriteIsTyped(t *testing.T) {
+	e := newTestEnv(t, 2)
+	e.addTable("t", 7, nil, []int{1})
+	ctx := testCtx(t)
+	tbl := e.client.Open("t")
+	e.servers[1].mu.Lock()
+	e.servers[1].after = func(string) error {
+		return serr.Wire.ToStatus(fmt.Errorf("%w: held back", serr.ErrOverloaded))
+	}
+	e.servers[1].mu.Unlock()
+	m := NewMutation()
+	m.Set("cf", "q", ServerTime, []byte("v"))
+	err := tbl.Apply(ctx, "r", m)
+	if !errors.Is(err, ErrOverloaded) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Apply = %v, want ErrOverloaded (and not ErrOutcomeUnknown)", err)
+	}
+	if n := e.servers[1].callCount("MutateRow"); n != 1 {
+		t.Fatalf("MutateRow calls = %d, want 1 (no retry)", n)
 	}
 }
 
