@@ -150,6 +150,9 @@ func (c *Client) reachable(ctx context.Context, addr string) bool {
 	if err != nil {
 		return false
 	}
+	if cc.GetState() == connectivity.Ready {
+		return true // the common case: no timer
+	}
 	ctx, cancel := context.WithTimeout(ctx, reachWait)
 	defer cancel()
 	for {
