@@ -310,6 +310,11 @@ type ServerStatus struct {
 	Tablets         int
 	ReadsPerSecond  float64
 	WritesPerSecond float64
+	// MemtableBytes is what the server's memtables hold, against its
+	// MemtableBudget; WritesHeldBack counts the user writes it held back
+	// at the budget since it started. Zero before the master's first
+	// status round with the server.
+	MemtableBytes, MemtableBudget, WritesHeldBack int64
 }
 
 // ClusterStatus asks the active master for the cluster's state.
@@ -323,7 +328,8 @@ func (a *AdminClient) ClusterStatus(ctx context.Context) (*ClusterStatus, error)
 		out = &ClusterStatus{MasterAddr: resp.MasterAddress, StandbyMasters: resp.StandbyMasters, UnassignedTablets: int(resp.UnassignedTablets), FileSystem: resp.FileSystem}
 		for _, s := range resp.Servers {
 			out.Servers = append(out.Servers, ServerStatus{ID: s.ServerId, Addr: s.Address, Tablets: int(s.Tablets),
-				ReadsPerSecond: s.ReadsPerSecond, WritesPerSecond: s.WritesPerSecond})
+				ReadsPerSecond: s.ReadsPerSecond, WritesPerSecond: s.WritesPerSecond,
+				MemtableBytes: s.MemtableBytes, MemtableBudget: s.MemtableBudget, WritesHeldBack: s.WritesHeldBack})
 		}
 		return nil
 	})

@@ -639,6 +639,7 @@ func (m *Master) ClusterStatus(ctx context.Context, _ *masterpb.ClusterStatusReq
 		s := t.servers[id]
 		srv := &masterpb.ClusterStatusResponse_Server{ServerId: id, Address: s.addr, Tablets: int32(counts[id])}
 		if s.status != nil {
+			srv.MemtableBytes, srv.MemtableBudget, srv.WritesHeldBack = s.status.MemtableBytes, s.status.MemtableBudget, s.status.WritesHeldBack
 			for _, ts := range s.status.Tablets {
 				srv.ReadsPerSecond += ts.ReadsPerSecond
 				srv.WritesPerSecond += ts.WritesPerSecond

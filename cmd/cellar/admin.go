@@ -252,9 +252,10 @@ chunk).`,
 			printLockStatus(ctx, out, splitList(s.cluster))
 			fmt.Fprintf(out, "unassigned tablets: %d\n\n", st.UnassignedTablets)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TABLET SERVER\tADDRESS\tTABLETS\tREADS/S\tWRITES/S")
+			fmt.Fprintln(tw, "TABLET SERVER\tADDRESS\tTABLETS\tREADS/S\tWRITES/S\tMEMTABLES\tHELD BACK")
 			for _, sv := range st.Servers {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\n", sv.ID, sv.Addr, sv.Tablets, sv.ReadsPerSecond, sv.WritesPerSecond)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%s\t%d\n", sv.ID, sv.Addr, sv.Tablets, sv.ReadsPerSecond, sv.WritesPerSecond,
+					memtableUse(sv.MemtableBytes, sv.MemtableBudget), sv.WritesHeldBack)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -330,4 +331,27 @@ func printFSStatus(ctx context.Context, out interface{ Write([]byte) (int, error
 	}
 	fmt.Fprintf(out, "file system: %s\n", st.Summary())
 	return nil
+}
+
+// memtableUse shows a server's memtables against its budget: "12.0 MiB of
+// 1.0 GiB (1%)"; "-" before the master has its first status.
+func memtableUse(bytes, budget int64) string {
+	if budget <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s of %s (%d%%)", humanBytes(bytes), humanBytes(budget), bytes*100/budget)
+}
+
+// humanBytes formats n bytes in binary units with one decimal.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
 }

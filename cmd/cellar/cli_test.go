@@ -139,7 +139,7 @@ func TestCommandsInProcess(t *testing.T) {
 		t.Errorf("describe after split lacks row2:\n%s", desc)
 	}
 	st := ok(t, "status")
-	for _, want := range []string{"master: 127.0.0.1:", "lock service leader: 127.0.0.1:", "lock service members: ", "TABLET SERVER", "file system: not replicated ("} {
+	for _, want := range []string{"master: 127.0.0.1:", "lock service leader: 127.0.0.1:", "lock service members: ", "TABLET SERVER", "MEMTABLES", "HELD BACK", "file system: not replicated ("} {
 		if !strings.Contains(st, want) {
 			t.Errorf("status lacks %q:\n%s", want, st)
 		}

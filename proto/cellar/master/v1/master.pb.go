@@ -1142,8 +1142,13 @@ type ClusterStatusResponse_Server struct {
 	Tablets         int32                  `protobuf:"varint,3,opt,name=tablets,proto3" json:"tablets,omitempty"`
 	ReadsPerSecond  float64                `protobuf:"fixed64,4,opt,name=reads_per_second,json=readsPerSecond,proto3" json:"reads_per_second,omitempty"`
 	WritesPerSecond float64                `protobuf:"fixed64,5,opt,name=writes_per_second,json=writesPerSecond,proto3" json:"writes_per_second,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The server's memtables against its memtable budget, and the user
+	// writes it held back at the budget (since it started).
+	MemtableBytes  int64 `protobuf:"varint,6,opt,name=memtable_bytes,json=memtableBytes,proto3" json:"memtable_bytes,omitempty"`
+	MemtableBudget int64 `protobuf:"varint,7,opt,name=memtable_budget,json=memtableBudget,proto3" json:"memtable_budget,omitempty"`
+	WritesHeldBack int64 `protobuf:"varint,8,opt,name=writes_held_back,json=writesHeldBack,proto3" json:"writes_held_back,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClusterStatusResponse_Server) Reset() {
@@ -1211,6 +1216,27 @@ func (x *ClusterStatusResponse_Server) GetWritesPerSecond() float64 {
 	return 0
 }
 
+func (x *ClusterStatusResponse_Server) GetMemtableBytes() int64 {
+	if x != nil {
+		return x.MemtableBytes
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse_Server) GetMemtableBudget() int64 {
+	if x != nil {
+		return x.MemtableBudget
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse_Server) GetWritesHeldBack() int64 {
+	if x != nil {
+		return x.WritesHeldBack
+	}
+	return 0
+}
+
 var File_cellar_master_v1_master_proto protoreflect.FileDescriptor
 
 const file_cellar_master_v1_master_proto_rawDesc = "" +
@@ -1259,20 +1285,23 @@ const file_cellar_master_v1_master_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05major\x18\x02 \x01(\bR\x05major\"\x16\n" +
 	"\x14CompactTableResponse\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xb3\x03\n" +
+	"\x14ClusterStatusRequest\"\xad\x04\n" +
 	"\x15ClusterStatusResponse\x12%\n" +
 	"\x0emaster_address\x18\x01 \x01(\tR\rmasterAddress\x12'\n" +
 	"\x0fstandby_masters\x18\x02 \x03(\tR\x0estandbyMasters\x12H\n" +
 	"\aservers\x18\x03 \x03(\v2..cellar.master.v1.ClusterStatusResponse.ServerR\aservers\x12-\n" +
 	"\x12unassigned_tablets\x18\x04 \x01(\x05R\x11unassignedTablets\x12\x1f\n" +
 	"\vfile_system\x18\x05 \x01(\tR\n" +
-	"fileSystem\x1a\xaf\x01\n" +
+	"fileSystem\x1a\xa9\x02\n" +
 	"\x06Server\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
 	"\atablets\x18\x03 \x01(\x05R\atablets\x12(\n" +
 	"\x10reads_per_second\x18\x04 \x01(\x01R\x0ereadsPerSecond\x12*\n" +
-	"\x11writes_per_second\x18\x05 \x01(\x01R\x0fwritesPerSecond\"\xbc\x01\n" +
+	"\x11writes_per_second\x18\x05 \x01(\x01R\x0fwritesPerSecond\x12%\n" +
+	"\x0ememtable_bytes\x18\x06 \x01(\x03R\rmemtableBytes\x12'\n" +
+	"\x0fmemtable_budget\x18\a \x01(\x03R\x0ememtableBudget\x12(\n" +
+	"\x10writes_held_back\x18\b \x01(\x03R\x0ewritesHeldBack\"\xbc\x01\n" +
 	"\x12ReportSplitRequest\x128\n" +
 	"\x06parent\x18\x01 \x01(\v2 .cellar.data.v1.TabletDescriptorR\x06parent\x124\n" +
 	"\x04left\x18\x02 \x01(\v2 .cellar.data.v1.TabletDescriptorR\x04left\x126\n" +
