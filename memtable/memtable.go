@@ -321,8 +321,8 @@ func (m *Memtable) NewIter() *Iterator { return &Iterator{m: m} }
 // the head node, and the waste at chunk tails (the rest of a chunk an entry
 // did not fit in). Compare it with the arena size for flush decisions. Add
 // fails only when the bytes without that waste would pass Capacity, so
-// Size may end above Capacity by the waste: a fraction of a percent for
-// entries up to about 10 KB, more for entries of 64-256 KiB (see doc.go).
+// Size may end above Capacity by the waste: under 1% for entries up to
+// about 10 KB, up to half for entries of 85-256 KiB (see doc.go).
 // Safe for concurrent use.
 func (m *Memtable) Size() int64 { return m.arena.size() }
 
