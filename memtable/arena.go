@@ -81,9 +81,40 @@ type arena struct {
 	// never leaves its first chunk: used == live <= capacity there).
 	chunkLen int
 	// chunks is the slot table, sized for the most offsets the capacity
-	// can consume (see maxUsed); a slot is nil until installed.
-	chunks []atomic.Pointer[chunk]
+	// can consume (see maxUsed).
+	chunks []slot
 	mu     sync.Mutex // serializes installations of standard chunks
+}
+
+// slot is the table entry of chunk i: where its bytes are, held inline so
+// that reading a node costs one load of the table entry more than a single
+// buffer did, not a load of the entry and then of the chunk.
+type slot struct {
+	// p is the chunk's first byte, nil until installed; n is its length,
+	// written before p is stored (so visible to whoever loaded p).
+	p atomic.Pointer[byte]
+	n int
+	// c is the chunk itself, for install and reset.
+	c *chunk
+}
+
+// load returns the chunk installed in s, or nil.
+func (s *slot) load() *chunk {
+	if s.p.Load() == nil {
+		return nil
+	}
+	return s.c
+}
+
+// store installs c in s (nil: none).
+func (s *slot) store(c *chunk) {
+	if c == nil {
+		s.c, s.n = nil, 0
+		s.p.Store(nil)
+		return
+	}
+	s.c, s.n = c, len(c.buf)
+	s.p.Store(unsafe.SliceData(c.buf))
 }
 
 // maxUsed bounds used for an arena of the given capacity. An allocation of
@@ -101,7 +132,7 @@ func newArena(capacity int64) *arena {
 	a := &arena{
 		capacity: capacity,
 		chunkLen: int(min(chunkSize, (capacity+7)&^7)),
-		chunks:   make([]atomic.Pointer[chunk], maxUsed(capacity)>>chunkShift+1),
+		chunks:   make([]slot, maxUsed(capacity)>>chunkShift+1),
 	}
 	a.state.Store(arenaAlign<<32 | arenaAlign)
 	return a
@@ -121,8 +152,8 @@ func newChunkBuf(n uint64) []byte {
 // nothing uses the arena meanwhile.
 func (a *arena) reset() {
 	for i := range a.chunks {
-		if c := a.chunks[i].Load(); c != nil && c.big {
-			a.chunks[i].Store(c.displaced)
+		if c := a.chunks[i].load(); c != nil && c.big {
+			a.chunks[i].store(c.displaced)
 		}
 	}
 	a.state.Store(arenaAlign<<32 | arenaAlign)
@@ -174,9 +205,9 @@ func (a *arena) alloc(size uint64) (uint32, bool) {
 // install makes sure that the chunk under [off, off+size) is there before
 // the allocation that got those offsets writes to them.
 //
-// Happens-before: slots are atomic pointers. An allocator stores a slot
-// (under mu for a standard chunk) or observes it stored with an atomic load
-// here, then writes its node into that chunk, then publishes the node with
+// Happens-before: a slot is published by an atomic store of its pointer
+// (after its other fields). An allocator stores a slot (under mu for a
+// standard chunk) or observes it stored with an atomic load here, then writes its node into that chunk, then publishes the node with
 // the CAS that links it. A reader reaches a node only through a link it
 // loaded atomically, so it observes that CAS, and everything before it,
 // including the slot's store, happens before the reader's load of the
@@ -188,18 +219,18 @@ func (a *arena) alloc(size uint64) (uint32, bool) {
 // here; the first to take mu installs it, the others find it installed:
 // installation is idempotent, and no allocator writes before it returns.
 func (a *arena) install(off uint32, size uint64) {
-	slot := &a.chunks[off>>chunkShift]
+	s := &a.chunks[off>>chunkShift]
 	if size > chunkSize {
 		// The node owns this slot (see alloc): no one else stores it.
-		slot.Store(&chunk{buf: newChunkBuf(size), displaced: slot.Load(), big: true})
+		s.store(&chunk{buf: newChunkBuf(size), displaced: s.load(), big: true})
 		return
 	}
-	if slot.Load() != nil {
+	if s.p.Load() != nil {
 		return // the fast path: installed earlier, or kept by reset
 	}
 	a.mu.Lock()
-	if slot.Load() == nil {
-		slot.Store(&chunk{buf: newChunkBuf(uint64(a.chunkLen))})
+	if s.p.Load() == nil {
+		s.store(&chunk{buf: newChunkBuf(uint64(a.chunkLen))})
 	}
 	a.mu.Unlock()
 }
@@ -208,7 +239,8 @@ func (a *arena) install(off uint32, size uint64) {
 // at off lies entirely within them (a big node's chunk is the node), so
 // every field of a node is read at a position relative to the slice.
 func (a *arena) at(off uint32) []byte {
-	return a.chunks[off>>chunkShift].Load().buf[off&chunkMask:]
+	s := &a.chunks[off>>chunkShift]
+	return unsafe.Slice(s.p.Load(), s.n)[off&chunkMask:]
 }
 
 // size is the bytes held: those handed out, the reserved prefix and the

@@ -68,7 +68,7 @@ func TestChunkBoundaries(t *testing.T) {
 	}
 	// Big nodes own their slots, with a buffer of their size.
 	for i, wantLen := range map[int]int{5: 2*C + 124, 6: 2 * C, 7: C + 4, 8: C} {
-		c := m.arena.chunks[i].Load()
+		c := m.arena.chunks[i].load()
 		if c == nil || c.big != (i < 8) || len(c.buf) != wantLen {
 			t.Errorf("slot %d: %+v, want a chunk of %d bytes", i, c, wantLen)
 		}

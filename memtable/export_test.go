@@ -20,7 +20,7 @@ func Live(m *Memtable) int64 { return m.arena.live() }
 func Chunks(m *Memtable) (standard map[int]*chunk, big int) {
 	standard = map[int]*chunk{}
 	for i := range m.arena.chunks {
-		c := m.arena.chunks[i].Load()
+		c := m.arena.chunks[i].load()
 		if c != nil && c.big {
 			big++
 			c = c.displaced
@@ -43,7 +43,7 @@ func CheckChunks(m *Memtable) error {
 		h := binary.LittleEndian.Uint32(m.arena.at(n)[8:])
 		size := uint32(nodeSize(int(h), len(k), len(v)))
 		size = (size + arenaAlign - 1) &^ (arenaAlign - 1)
-		c := m.arena.chunks[n>>chunkShift].Load()
+		c := m.arena.chunks[n>>chunkShift].load()
 		switch {
 		case n+min(size, chunkSize) > used:
 			return fmt.Errorf("node at %d (%d bytes) past used %d", n, size, used)

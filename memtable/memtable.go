@@ -233,14 +233,16 @@ func duplicateError(key []byte) error {
 // key.
 func (m *Memtable) findSpliceForLevel(key []byte, i int, before uint32) (prev, next uint32, found bool) {
 	prev = before
+	pb := m.arena.at(prev) // prev's bytes, carried along: one chunk lookup per step
 	for {
-		next = m.next(prev, i).Load()
+		next = link(pb, i).Load()
 		if next == nilOffset {
 			return prev, next, false
 		}
-		switch c := bytes.Compare(m.key(next), key); {
+		nb := m.arena.at(next)
+		switch c := bytes.Compare(nodeKey(nb), key); {
 		case c < 0:
-			prev = next
+			prev, pb = next, nb
 		case c == 0:
 			return prev, next, true
 		default:
@@ -287,8 +289,12 @@ func (m *Memtable) initNode(off uint32, h int, key, value []byte) {
 }
 
 // next returns the level-i link of the node at off.
-func (m *Memtable) next(off uint32, i int) *atomic.Uint32 {
-	return uint32At(m.arena.at(off), nodeHeaderSize+uint32(i)*linkSize)
+func (m *Memtable) next(off uint32, i int) *atomic.Uint32 { return link(m.arena.at(off), i) }
+
+// link returns the level-i link of the node whose bytes are b (see
+// arena.at).
+func link(b []byte, i int) *atomic.Uint32 {
+	return uint32At(b, nodeHeaderSize+uint32(i)*linkSize)
 }
 
 // keyValue returns the key and value of the node at off, as slices of the
@@ -303,8 +309,10 @@ func (m *Memtable) keyValue(off uint32) (key, value []byte) {
 	return b[k:v:v], b[v : v+vl : v+vl]
 }
 
-func (m *Memtable) key(off uint32) []byte {
-	b := m.arena.at(off)
+func (m *Memtable) key(off uint32) []byte { return nodeKey(m.arena.at(off)) }
+
+// nodeKey returns the key of the node whose bytes are b (see arena.at).
+func nodeKey(b []byte) []byte {
 	kl := binary.LittleEndian.Uint32(b)
 	h := binary.LittleEndian.Uint32(b[8:])
 	k := nodeHeaderSize + h*linkSize
