@@ -41,8 +41,8 @@
 //	2C: not yet allocated; 3C: ...
 //
 // A node never straddles two chunks: one that does not fit in the rest of
-// the current chunk starts at the next one, and that rest is waste (node J
-// above), counted in Size. A node larger than a chunk (a value of up to
+// the current chunk starts at the next one, and that rest is waste (after
+// node J above: node K did not fit there), counted in Size. A node larger than a chunk (a value of up to
 // tens of MiB) starts at a chunk boundary with a buffer of its own, of its
 // size, installed in that chunk's slot; it takes the offsets of one chunk
 // (nothing else goes in that slot), and the next node starts at the next
