@@ -12,23 +12,45 @@
 //
 // # Structure
 //
-// A skiplist whose nodes, keys and values all live in one arena: a single
-// []byte preallocated by New (Options.ArenaSize, default 64 MiB). Links are
-// 32-bit offsets into the arena rather than Go pointers, so the garbage
-// collector sees one pointer-free allocation however many entries it holds.
-// Entries are never removed or changed; the arena is dropped whole with the
-// memtable, or handed to a Pool that empties it for the next memtable (a
-// recycled arena's pages are resident: a fresh one costs a page fault and
-// the kernel's zeroing per page on first write, more than the copies of
-// 1 KB values into it).
+// A skiplist whose nodes, keys and values all live in one arena: a space
+// of 32-bit offsets whose memory is allocated as it fills, in chunks of 256
+// KiB (Options.ArenaSize, default 64 MiB, bounds what it holds, not what
+// New allocates). Links are 32-bit offsets into the arena rather than Go
+// pointers, so the garbage collector sees a few pointer-free allocations
+// however many entries they hold, and a server's idle memtables cost it a
+// chunk each, not their capacity. Entries are never removed or changed;
+// the arena is dropped whole with the memtable, or handed to a Pool that
+// empties it for the next memtable and keeps its chunks (a recycled
+// chunk's pages are resident: a fresh one costs a page fault and the
+// kernel's zeroing per page on first write, more than the copies of 1 KB
+// values into it).
 //
-// Arena layout (offsets in bytes; allocation bumps "used" with a CAS):
+// Arena layout (offsets in bytes; allocation bumps "used" with a CAS;
+// offset off is byte off&(C-1) of chunk off>>18, C = 256 KiB):
 //
-//	0        4                  96
-//	+--------+------------------+--------+--------+-----+--------+.........+
-//	|reserved| head node        | node A | node B | ... | node N |  free   |
-//	+--------+------------------+--------+--------+-----+--------+.........+
-//	 offset 0 = nil              every node starts 4-byte aligned ^used
+//	0        4          96                                      C
+//	+--------+----------+--------+-----+--------+..............+
+//	|reserved| head node| node A | ... | node J | rest: waste  |  chunk 0
+//	+--------+----------+--------+-----+--------+..............+
+//	 offset 0 = nil      every node starts 4-byte aligned
+//	C                                                           2C
+//	+--------+--------+-----+--------+..........................+
+//	| node K | node L | ... | node N |  free                    |  chunk 1
+//	+--------+--------+-----+--------+..........................+
+//	                                  ^used
+//	2C: not yet allocated; 3C: ...
+//
+// A node never straddles two chunks: one that does not fit in the rest of
+// the current chunk starts at the next one, and that rest is waste (after
+// node J above: node K did not fit there), counted in Size. A node larger than a chunk (a value of up to
+// tens of MiB) starts at a chunk boundary with a buffer of its own, of its
+// size, installed in that chunk's slot; it takes the offsets of one chunk
+// (nothing else goes in that slot), and the next node starts at the next
+// boundary. Every node is read relative to its start offset, through the
+// chunk of that offset, so a big node reads as one piece. Chunks are
+// installed by the first allocation that lands in them (under a mutex,
+// idempotently, before the allocation writes; see arena.install for why a
+// reader never reaches a node whose chunk it cannot see).
 //
 // Node layout (header fields little-endian; links are atomic.Uint32 in the
 // machine's order; h is the tower height, 1..20):
@@ -45,8 +67,8 @@
 // has an empty key and a full tower of 20 links. An entry with key length k
 // and value length v takes at most ArenaSizeFor(k, v) - 96 bytes.
 //
-// Worked example (tested in TestDocLayoutExample): in a fresh arena the head
-// node sits at offset 4 and takes 12 + 20·4 = 92 bytes, so used = 96. Add of
+// Worked example (tested in TestDocLayoutExample; all of it in chunk 0):
+// in a fresh arena the head node sits at offset 4 and takes 12 + 20·4 = 92 bytes, so used = 96. Add of
 // key "b", value "2" drawing height 1 allocates 12+4+1+1 = 18 bytes, rounded
 // to 20, at offset 96; Add of "a", "1" drawing height 2 allocates 12+8+1+1 =
 // 22, rounded to 24, at offset 116; Size() is then 140. The links are
@@ -105,13 +127,48 @@
 //
 // # Sizes and errors
 //
-// Size reports the arena bytes used, for flush decisions. Add returns
-// ErrArenaFull when the entry does not fit in the space left (nothing is
+// Size reports the arena bytes used, for flush decisions: nodes, the head
+// node, and the waste at chunk tails. Add returns ErrArenaFull when the
+// entry does not fit in the space left, counted without that waste,
+// exactly as in a single arena of Options.ArenaSize bytes (nothing is
 // consumed, so a smaller entry may still fit): the tablet rotates to a new
-// memtable. An entry that could not fit even in an empty memtable of this
-// size gets an error wrapping ErrTooLarge instead, so that the tablet
-// rejects it (or sizes its arenas with ArenaSizeFor) rather than rotating
-// forever. With the default 64 MiB arena, 64 KiB rows and 10 MiB values fit.
+// memtable. Because the waste is not counted there, entries reserved at
+// ArenaSizeFor bytes each while Size plus the reservations is within the
+// capacity always fit (the tablet relies on it); Size may end above
+// Capacity by the waste. The tablet compares Size with its memtable size,
+// so it rotates when the memory held reaches that. An entry that could not
+// fit even in an empty memtable of this size gets an error wrapping
+// ErrTooLarge instead, so that the tablet rejects it (or sizes its arenas
+// with ArenaSizeFor) rather than rotating forever. With the default 64 MiB
+// arena, 64 KiB rows and 10 MiB values fit.
+//
+// # Chunk size
+//
+// 256 KiB, measured on the 2-core build machine (TestHeapProportional,
+// TestFullAtSamePoint with a 16 MiB arena, BenchmarkAdd; 64 KiB and 1 MiB
+// for comparison):
+//
+//	chunk    heap of a 64 MiB   waste (share of Size) for values of
+//	         memtable, 1 entry  100 B    1 KB    10 KB   100 KB    1 MB
+//	64 KiB        84 KB         0.09%    1.4%    8.2%     0.4%     0.4%
+//	256 KiB      267 KB         0.02%    0.26%   0.56%   23.6%     1.6%
+//	1 MiB       1.05 MB         0.01%    0.07%   0.56%    4.4%     4.4%
+//
+// (the single arena: 64 MiB per memtable, idle or not). BenchmarkAdd did
+// not tell the three apart: a chunk installation is amortized over 60 to
+// 1000 entries of 1 KB, and the differences stayed within the noise of the
+// shared machine (medians of 3 runs, sequential rows, 1 goroutine: 1104,
+// 658 and 1017 ns per Add).
+//
+// The waste is the rest of a chunk that the next node did not fit in: it
+// stays under the node's size, so it is a small fraction of a chunk for
+// small entries, but entries of a third of a chunk to a chunk (values of
+// about 85-256 KiB) lose a quarter to a half of each chunk, and a tablet
+// holding them flushes its memtables that much earlier. Nodes larger than
+// a chunk have buffers of their own size and waste only the rest of the
+// chunk before them. A larger chunk moves that band up but costs every
+// idle memtable its size; 256 KiB keeps an idle memtable at 1/256 of the
+// default capacity while small entries waste under 1%.
 //
 // # Example
 //

@@ -34,7 +34,9 @@ func TestDocLayoutExample(t *testing.T) {
 			t.Errorf("node %d next[%d] = %d, want %d", l.node, l.level, got, l.want)
 		}
 	}
-	buf := m.arena.buf
+	// Offsets below chunkSize are in the first chunk, at the same
+	// positions.
+	buf := m.arena.chunks[0].load().buf
 	// "b": keyLen 1, valueLen 1, height 1, next[0], 'b', '2'.
 	if kl, vl, h := binary.LittleEndian.Uint32(buf[96:]), binary.LittleEndian.Uint32(buf[100:]),
 		binary.LittleEndian.Uint32(buf[104:]); kl != 1 || vl != 1 || h != 1 {

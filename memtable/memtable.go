@@ -20,7 +20,7 @@ const (
 
 // Memtable is a sorted in-memory buffer of (key, value) entries, keys
 // compared with bytes.Compare and unique. It is a lock-free skiplist whose
-// nodes, keys and values live in one preallocated arena. Safe for
+// nodes, keys and values live in an arena that grows in chunks. Safe for
 // concurrent use: any number of goroutines may call Add and read through
 // iterators at the same time. Entries are never removed; the memtable is
 // dropped whole once flushed.
@@ -35,8 +35,9 @@ type Memtable struct {
 	gen uint64
 }
 
-// New returns an empty memtable whose arena of opts.ArenaSize bytes is
-// allocated now. nil opts means defaults. New panics if opts.Validate()
+// New returns an empty memtable whose arena holds up to opts.ArenaSize bytes.
+// The arena grows in chunks as entries are added: New allocates the first
+// (256 KiB, or the arena size if smaller). nil opts means defaults. New panics if opts.Validate()
 // fails: an out-of-range arena size is a programming error, and callers that
 // take the size from configuration call Validate first.
 func New(opts *Options) *Memtable {
@@ -59,11 +60,12 @@ func mustOptions(opts *Options) Options {
 	return o.withDefaults()
 }
 
-// reset makes m empty: the arena is handed out from its start again and a
-// new head node is written. Every node is fully initialised when written,
-// so the arena's old bytes need no clearing.
+// reset makes m empty: the arena is handed out from its start again, in
+// the chunks it already has, and a new head node is written. Every node is
+// fully initialised when written, so the arena's old bytes need no
+// clearing.
 func (m *Memtable) reset() {
-	m.arena.used.Store(arenaAlign)
+	m.arena.reset()
 	head, ok := m.arena.alloc(nodeSize(maxHeight, 0, 0))
 	if !ok {
 		// Unreachable: MinArenaSize is far above the head node's size.
@@ -136,9 +138,9 @@ func (m *Memtable) AddWith(ins *Inserter, key, value []byte) error {
 // add is Add (through ins, if not nil) with the tower height h
 // (1..maxHeight) given.
 func (m *Memtable) add(ins *Inserter, key, value []byte, h int) error {
-	if need := ArenaSizeFor(len(key), len(value)); need > m.arena.capacity() {
+	if need := ArenaSizeFor(len(key), len(value)); need > m.arena.capacity {
 		return fmt.Errorf("%w: key %d bytes + value %d bytes needs an arena of %d bytes, have %d",
-			ErrTooLarge, len(key), len(value), need, m.arena.capacity())
+			ErrTooLarge, len(key), len(value), need, m.arena.capacity)
 	}
 	var prev, next [maxHeight]uint32
 	hinted := ins != nil && ins.m == m && ins.gen == m.gen && ins.last != 0 &&
@@ -231,14 +233,16 @@ func duplicateError(key []byte) error {
 // key.
 func (m *Memtable) findSpliceForLevel(key []byte, i int, before uint32) (prev, next uint32, found bool) {
 	prev = before
+	pb := m.arena.at(prev) // prev's bytes, carried along: one chunk lookup per step
 	for {
-		next = m.next(prev, i).Load()
+		next = link(pb, i).Load()
 		if next == nilOffset {
 			return prev, next, false
 		}
-		switch c := bytes.Compare(m.key(next), key); {
+		nb := m.arena.at(next)
+		switch c := bytes.Compare(nodeKey(nb), key); {
 		case c < 0:
-			prev = next
+			prev, pb = next, nb
 		case c == 0:
 			return prev, next, true
 		default:
@@ -269,44 +273,50 @@ func randomHeight() int {
 
 // initNode writes a node's header, empty tower, key and value at off. The
 // node is not yet reachable, so plain writes are fine: it is published by
-// the CAS that links it, which orders these writes before any reader that
-// finds it.
+// the CAS that links it, which orders these writes (and the installation
+// of its chunk, see arena.install) before any reader that finds it.
 func (m *Memtable) initNode(off uint32, h int, key, value []byte) {
-	buf := m.arena.buf
-	binary.LittleEndian.PutUint32(buf[off:], uint32(len(key)))
-	binary.LittleEndian.PutUint32(buf[off+4:], uint32(len(value)))
-	binary.LittleEndian.PutUint32(buf[off+8:], uint32(h))
+	b := m.arena.at(off)
+	binary.LittleEndian.PutUint32(b, uint32(len(key)))
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(b[8:], uint32(h))
 	for i := range h {
-		m.next(off, i).Store(nilOffset)
+		uint32At(b, nodeHeaderSize+uint32(i)*linkSize).Store(nilOffset)
 	}
-	kv := off + nodeHeaderSize + uint32(h)*linkSize
-	copy(buf[kv:], key)
-	copy(buf[kv+uint32(len(key)):], value)
+	kv := nodeHeaderSize + uint32(h)*linkSize
+	copy(b[kv:], key)
+	copy(b[kv+uint32(len(key)):], value)
 }
 
 // next returns the level-i link of the node at off.
-func (m *Memtable) next(off uint32, i int) *atomic.Uint32 {
-	return m.arena.uint32At(off + nodeHeaderSize + uint32(i)*linkSize)
+func (m *Memtable) next(off uint32, i int) *atomic.Uint32 { return link(m.arena.at(off), i) }
+
+// link returns the level-i link of the node whose bytes are b (see
+// arena.at).
+func link(b []byte, i int) *atomic.Uint32 {
+	return uint32At(b, nodeHeaderSize+uint32(i)*linkSize)
 }
 
 // keyValue returns the key and value of the node at off, as slices of the
 // arena capped to their length (an append by the caller copies).
 func (m *Memtable) keyValue(off uint32) (key, value []byte) {
-	buf := m.arena.buf
-	kl := binary.LittleEndian.Uint32(buf[off:])
-	vl := binary.LittleEndian.Uint32(buf[off+4:])
-	h := binary.LittleEndian.Uint32(buf[off+8:])
-	k := off + nodeHeaderSize + h*linkSize
+	b := m.arena.at(off)
+	kl := binary.LittleEndian.Uint32(b)
+	vl := binary.LittleEndian.Uint32(b[4:])
+	h := binary.LittleEndian.Uint32(b[8:])
+	k := nodeHeaderSize + h*linkSize
 	v := k + kl
-	return buf[k:v:v], buf[v : v+vl : v+vl]
+	return b[k:v:v], b[v : v+vl : v+vl]
 }
 
-func (m *Memtable) key(off uint32) []byte {
-	buf := m.arena.buf
-	kl := binary.LittleEndian.Uint32(buf[off:])
-	h := binary.LittleEndian.Uint32(buf[off+8:])
-	k := off + nodeHeaderSize + h*linkSize
-	return buf[k : k+kl : k+kl]
+func (m *Memtable) key(off uint32) []byte { return nodeKey(m.arena.at(off)) }
+
+// nodeKey returns the key of the node whose bytes are b (see arena.at).
+func nodeKey(b []byte) []byte {
+	kl := binary.LittleEndian.Uint32(b)
+	h := binary.LittleEndian.Uint32(b[8:])
+	k := nodeHeaderSize + h*linkSize
+	return b[k : k+kl : k+kl]
 }
 
 // NewIter returns an unpositioned iterator over the memtable: call First or
@@ -315,13 +325,18 @@ func (m *Memtable) key(off uint32) []byte {
 // for one goroutine; many iterators may be used at once alongside Add.
 func (m *Memtable) NewIter() *Iterator { return &Iterator{m: m} }
 
-// Size returns the bytes used in the arena, including node overhead and the
-// head node; compare it with the arena size for flush decisions. Safe for
-// concurrent use.
+// Size returns the bytes the arena holds for the entries: node overhead,
+// the head node, and the waste at chunk tails (the rest of a chunk an entry
+// did not fit in). Compare it with the arena size for flush decisions. Add
+// fails only when the bytes without that waste would pass Capacity, so
+// Size may end above Capacity by the waste: under 1% for entries up to
+// about 10 KB, up to half for entries of 85-256 KiB (see doc.go).
+// Safe for concurrent use.
 func (m *Memtable) Size() int64 { return m.arena.size() }
 
-// Capacity returns the arena size in bytes (Options.ArenaSize with defaults).
-func (m *Memtable) Capacity() int64 { return m.arena.capacity() }
+// Capacity returns the arena size in bytes (Options.ArenaSize with
+// defaults): the most bytes of entries (with node overhead) it takes.
+func (m *Memtable) Capacity() int64 { return m.arena.capacity }
 
 // Len returns the number of entries added. Safe for concurrent use.
 func (m *Memtable) Len() int { return int(m.count.Load()) }

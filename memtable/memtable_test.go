@@ -703,8 +703,10 @@ func TestConcurrentDuplicateAdds(t *testing.T) {
 }
 
 // TestConcurrentFill has writers race to fill a small arena: every Add
-// either succeeds or returns ErrArenaFull, Size never exceeds the capacity,
-// and every successful entry is present.
+// either succeeds or returns ErrArenaFull, Size never exceeds the capacity
+// (the arena is one chunk, so there is no chunk-tail waste; see
+// TestConcurrentFillAcrossChunks for a larger one), and every successful
+// entry is present.
 func TestConcurrentFill(t *testing.T) {
 	const goroutines = 4
 	m := memtable.New(&memtable.Options{ArenaSize: 256 << 10})

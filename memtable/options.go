@@ -9,16 +9,19 @@ const (
 	// MinArenaSize is the smallest arena accepted (bytes).
 	MinArenaSize int64 = 1 << 10
 	// MaxArenaSize is the largest arena accepted (bytes): node links are
-	// 32-bit offsets into the arena.
+	// 32-bit offsets into the arena. Above 2 GiB the offsets, which also
+	// cover the waste at chunk tails, may run out before the capacity
+	// does (Add then reports ErrArenaFull early).
 	MaxArenaSize int64 = 1<<32 - arenaAlign
 )
 
 // Options configures a Memtable. The zero value is valid and means defaults.
 type Options struct {
-	// ArenaSize is the capacity of the arena in bytes, allocated up front by
-	// New: keys, values and skiplist nodes all live in it. Default 64 MiB
-	// (DefaultArenaSize); zero means the default; otherwise it must lie in
-	// [MinArenaSize, MaxArenaSize].
+	// ArenaSize is the capacity of the arena in bytes: keys, values and
+	// skiplist nodes all live in it, and Add reports ErrArenaFull when they
+	// would take more. The arena is allocated as it fills, in chunks of 256
+	// KiB, not up front. Default 64 MiB (DefaultArenaSize); zero means the
+	// default; otherwise it must lie in [MinArenaSize, MaxArenaSize].
 	ArenaSize int64
 }
 

@@ -3,11 +3,14 @@ package memtable
 import "sync"
 
 // Pool keeps memtables that are no longer used so that a new memtable
-// reuses an arena instead of allocating one. A fresh arena costs a page
-// fault and the kernel's zeroing of every page on first write, which for
-// 1 KB values costs more than copying the values in; a recycled arena's
-// pages are already resident. The pool also keeps the Go heap from holding
-// a dead arena until the next collection while a new one fills.
+// reuses an arena's chunks instead of allocating them. A fresh chunk costs
+// a page fault and the kernel's zeroing of every page on first write (or
+// the Go allocator's clearing of a reused span), which for 1 KB values
+// costs more than copying the values in; a recycled arena keeps its
+// chunks, whose pages are already resident, in place (chunks of single
+// entries larger than a chunk are dropped). The pool also keeps the Go
+// heap from holding a dead arena until the next collection while a new one
+// fills.
 //
 // A pool holds at most its limit of idle memtables; one shared by many
 // tablets (a tablet server's) bounds the memory they hold idle together.
@@ -23,7 +26,7 @@ type Pool struct {
 func NewPool(max int) *Pool { return &Pool{max: max} }
 
 // Get returns an empty memtable with an arena of opts.ArenaSize bytes: an
-// idle one of that size if the pool has one, else a new one (see New; it
+// idle one of that capacity if the pool has one, else a new one (see New; it
 // panics on invalid options as New does).
 func (p *Pool) Get(opts *Options) *Memtable {
 	o := mustOptions(opts)

@@ -32,7 +32,9 @@
 // queue, and a reservation in the active memtable: the arena bytes the
 // entries can take at most. A memtable admits a writer only if its size
 // plus the reservations in flight still fit, so a row is never split across
-// memtables and Add never runs out of room; otherwise the memtable is made
+// memtables and Add never runs out of room (the memtable's size counts the
+// waste at its arena's chunk tails, its room check does not, so the
+// reservations hold); otherwise the memtable is made
 // immutable (rotated) and handed to the flusher. When MaxImmutableMemtables
 // are already waiting the writer stalls (WriteStallBegin/End events),
 // honouring its ctx: memory stays bounded.

@@ -248,7 +248,7 @@ func (t *Tablet) Flush(ctx context.Context) error {
 		}
 		// Rotating ignores MaxImmutableMemtables: each Flush call adds at
 		// most one memtable and waits for it, so memory stays bounded by
-		// the callers. The new arena is allocated without the lock.
+		// the callers. The new memtable is taken without the lock.
 		if spare != nil {
 			t.rotateLocked(spare)
 			spare = nil

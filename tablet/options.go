@@ -42,7 +42,10 @@ type Options struct {
 	// means unbounded on that side.
 	StartRow, EndRow []byte
 	// MemtableSize is the arena size of each memtable in bytes; default 64
-	// MiB. One Apply must fit in an empty memtable.
+	// MiB. One Apply must fit in an empty memtable. The arena is allocated
+	// as it fills, in 256 KiB chunks, so an idle tablet holds one chunk,
+	// not MemtableSize bytes; the memtable rotates when its size, which
+	// counts the waste at chunk tails, reaches MemtableSize.
 	MemtableSize int64
 	// MaxImmutableMemtables is how many full memtables may wait for their
 	// flush before writes stall (block, honouring ctx); default 2.
@@ -93,8 +96,8 @@ type Options struct {
 	CompactionLimiter Limiter
 	// MemtablePool, if set, is shared by several tablets (a tablet
 	// server's): a flushed memtable that no read holds any more goes back
-	// to it, and new memtables come from it, so arenas are reused rather
-	// than allocated (see memtable.Pool). nil: the tablet keeps at most one
+	// to it, and new memtables come from it, so arena chunks are reused
+	// rather than allocated (see memtable.Pool). nil: the tablet keeps at most one
 	// idle memtable of its own.
 	MemtablePool *memtable.Pool
 }

@@ -605,7 +605,8 @@ func (t *Tablet) admit(ctx context.Context, n int, need int64) (*memTable, keys.
 		}
 		if len(t.mu.imm) < t.opts.MaxImmutableMemtables {
 			if spare == nil {
-				// Allocate the arena (MemtableSize bytes) without the lock.
+				// Get the next memtable (from the pool, or a new one
+				// with the first chunk of its arena) without the lock.
 				t.mu.Unlock()
 				spare = t.newMemTable()
 				t.mu.Lock()

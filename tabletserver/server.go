@@ -52,8 +52,9 @@ type Server struct {
 
 	rowLocks   [rowLockStripes]sync.RWMutex
 	compactSem chan struct{}
-	// memPool recycles the arenas of flushed memtables across all tablets
-	// (two idle at most: bounded however many tablets are served).
+	// memPool recycles the arena chunks of flushed memtables across all
+	// tablets (two idle memtables at most: bounded however many tablets
+	// are served).
 	memPool   *memtable.Pool
 	splitPoke chan struct{}
 	// mem holds user writes back while the memtables are over
