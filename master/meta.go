@@ -45,9 +45,9 @@ func (t *term) metaServer(key []byte) (string, error) {
 
 // metaTabletForLocked returns the METADATA tablet holding row key, or nil.
 // While a META split is being learned, the parent's old range and its
-// left daughter's may both hold key: the served one wins, then the one
-// starting later (the narrower; both are on the splitting server anyway,
-// and a server routes a row to whichever of its tablets holds it).
+// left daughter's may both hold key: the served one wins, then the
+// narrower (both are on the splitting server anyway, and a server routes
+// a row to whichever of its tablets holds it).
 func (t *term) metaTabletForLocked(key []byte) *tabletInfo {
 	if metadata.InRoot(key) {
 		return t.tablets[metadata.RootTabletID]
@@ -69,11 +69,26 @@ func (t *term) metaTabletForLocked(key []byte) *tabletInfo {
 			}
 			continue
 		}
-		if c := bytes.Compare(d.StartRow, best.desc.StartRow); c > 0 || c == 0 && d.TabletId < best.desc.TabletId {
+		if narrower(d, best.desc) {
 			best = ti
 		}
 	}
 	return best
+}
+
+// narrower reports whether a's range is inside b's and smaller, of two
+// ranges holding the same row: it starts later, or ends earlier.
+func narrower(a, b *datapb.TabletDescriptor) bool {
+	if c := bytes.Compare(a.StartRow, b.StartRow); c != 0 {
+		return c > 0
+	}
+	switch {
+	case len(a.EndRow) == 0:
+		return false
+	case len(b.EndRow) == 0:
+		return true
+	}
+	return bytes.Compare(a.EndRow, b.EndRow) < 0
 }
 
 // metaTabletsLocked returns METADATA's META tablets in row order.
@@ -280,7 +295,7 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 			t.m.log.Error("root tablet row out of place; skipped", "key", fmt.Sprintf("%x", key))
 			return
 		}
-		d.TableId, d.EndRow, d.StartRow = table, end, prevEnd
+		d.TableId, d.EndRow, d.StartRow = table, end, laterStart(prevEnd, d.StartRow)
 		prevEnd = end
 		if _, ok := cells[metadata.QualMerge]; ok {
 			t.m.log.Error("merge intent on a META tablet's row ignored: METADATA's tablets do not merge", "key", fmt.Sprintf("%x", key))
@@ -313,10 +328,12 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 		if d == nil {
 			return
 		}
+		stored := d.StartRow
 		d.TableId, d.EndRow, d.StartRow = table, end, nil
 		if table == prevTable && prevUserEnd != nil {
 			d.StartRow = prevUserEnd
 		}
+		d.StartRow = laterStart(d.StartRow, stored)
 		prevTable, prevUserEnd = table, end
 		if merged, left := t.decodeCell(key, cells, metadata.QualMerge), t.decodeCell(key, cells, metadata.QualMergeLeft); merged != nil && left != nil {
 			// Neither tablet of a merge in doubt is taken into the
@@ -345,6 +362,24 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	t.mergeIntents, t.splitIntents = merges, append(rootSplits, splits...)
 	t.metaDirty = false
 	return nil
+}
+
+// laterStart is a scanned row's start row: the previous row's end row
+// (derived), unless the row's descriptor names a later one (stored). A
+// descriptor's start lags behind after a split commits (the parent's row
+// still has the parent's start until it is updated: the derived one is
+// right) and never runs ahead of a consistent read (a merge rewrites the
+// merged row's descriptor before it clears its intent). But a scan of
+// several META tablets is not one snapshot: it may miss a split's left
+// daughter's row, committed in an earlier META tablet after that tablet
+// was read, and then see the parent's row updated to the right
+// daughter's range; the derived start would then cover the left
+// daughter's rows too.
+func laterStart(derived, stored []byte) []byte {
+	if bytes.Compare(stored, derived) > 0 {
+		return stored
+	}
+	return derived
 }
 
 // decodeCell decodes a descriptor cell of a METADATA row; nil if absent

@@ -265,6 +265,9 @@ func (c *Cluster) AddServer() *Server {
 	return s
 }
 
+// Killed reports whether the server was killed (or the cluster closed).
+func (s *Server) Killed() bool { return s.killed }
+
 // KillServer kills tablet server i abruptly (see the package doc).
 func (c *Cluster) KillServer(i int) {
 	s := c.Servers[i]

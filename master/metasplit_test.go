@@ -1,0 +1,84 @@
+package master
+
+import (
+	"testing"
+
+	"cellar/internal/metadata"
+	datapb "cellar/proto/cellar/data/v1"
+)
+
+// METADATA writes go to the tablet holding the row: the root for the rows
+// of METADATA's own tablets, else the META tablet whose range holds it.
+// While a META split is being learned the parent's old range and the left
+// daughter's both hold some rows: the served one wins, then the narrower.
+func TestMetaTabletForKey(t *testing.T) {
+	k1 := metadata.RowKey(5, []byte("m")) // the first META tablet ends here
+	k2 := metadata.RowKey(9, nil)         // the second here
+	meta := func(id uint64, start, end []byte) *datapb.TabletDescriptor {
+		return &datapb.TabletDescriptor{TableId: metadata.TableID, TabletId: id, StartRow: start, EndRow: end}
+	}
+	tm := &term{
+		servers: map[string]*serverInfo{"s1": {id: "s1", addr: "a1"}, "s2": {id: "s2", addr: "a2"}, "s3": {id: "s3", addr: "a3"}},
+		tablets: map[uint64]*tabletInfo{
+			metadata.RootTabletID: {desc: metadata.RootTablet(), server: "s1"},
+			10:                    {desc: meta(10, metadata.TableEnd(metadata.TableID), k1), server: "s2"},
+			11:                    {desc: meta(11, k1, k2), server: "s3"},
+			metadata.MetaTabletID: {desc: meta(metadata.MetaTabletID, k2, nil), server: "s2"},
+			20:                    {desc: &datapb.TabletDescriptor{TableId: 5, TabletId: 20}, server: "s1"}, // a user tablet: never METADATA's
+		},
+	}
+	for _, tc := range []struct {
+		key  []byte
+		want string
+	}{
+		{metadata.RowKey(metadata.TableID, k1), "a1"},
+		{metadata.RowKey(metadata.TableID, nil), "a1"},
+		{metadata.TableEnd(metadata.TableID), "a2"},
+		{metadata.RowKey(5, []byte("a")), "a2"},
+		{k1, "a3"},
+		{metadata.RowKey(8, nil), "a3"},
+		{k2, "a2"},
+		{metadata.RowKey(1<<50, nil), "a2"},
+	} {
+		if got, err := tm.metaServer(tc.key); err != nil || got != tc.want {
+			t.Errorf("metaServer(%x) = %q, %v; want %q", tc.key, got, err, tc.want)
+		}
+	}
+	// The master has not learned that tablet 11 split at k15: its old
+	// range and its left daughter 12's both hold k14.
+	k15 := metadata.RowKey(7, nil)
+	tm.tablets[12] = &tabletInfo{desc: meta(12, k1, k15), server: "s1"}
+	if got, _ := tm.metaServer(metadata.RowKey(6, nil)); got != "a1" {
+		t.Errorf("a row both a stale parent range and its left daughter hold went to %q, want the daughter's a1", got)
+	}
+	tm.tablets[12].server = ""
+	if got, _ := tm.metaServer(metadata.RowKey(6, nil)); got != "a3" {
+		t.Errorf("with the left daughter unassigned: %q, want the served parent's a3", got)
+	}
+	// Nothing known or served: ErrUnavailable, which callers retry.
+	tm.tablets[11].server = ""
+	if _, err := tm.metaServer(metadata.RowKey(6, nil)); err == nil {
+		t.Error("a row whose META tablet is not served got a server")
+	}
+	delete(tm.tablets, metadata.RootTabletID)
+	if _, err := tm.metaServer(metadata.RowKey(metadata.TableID, nil)); err == nil {
+		t.Error("a root row with no root tablet known got a server")
+	}
+	if got := tm.metaTabletsLocked(); len(got) != 4 || got[0].desc.TabletId != 10 || got[3].desc.TabletId != metadata.MetaTabletID {
+		t.Errorf("metaTabletsLocked: %d tablets, not in row order", len(got))
+	}
+}
+
+func TestLaterStart(t *testing.T) {
+	for _, tc := range []struct{ derived, stored, want string }{
+		{"", "", ""},
+		{"m", "", "m"},  // a descriptor without a start: derived
+		{"m", "c", "m"}, // a parent's row not yet updated after its split
+		{"c", "m", "m"}, // a scan that missed the left daughter's row
+		{"m", "m", "m"},
+	} {
+		if got := laterStart([]byte(tc.derived), []byte(tc.stored)); string(got) != tc.want {
+			t.Errorf("laterStart(%q, %q) = %q, want %q", tc.derived, tc.stored, got, tc.want)
+		}
+	}
+}
