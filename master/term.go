@@ -771,7 +771,9 @@ func (t *term) assignAll(ctx context.Context) {
 }
 
 // balance moves tablets from the most to the least loaded servers until
-// their counts differ by at most one, MaxConcurrentMoves at a time.
+// their counts differ by at most one, MaxConcurrentMoves at a time. META
+// tablets move like user tablets (their new location is recorded in the
+// root tablet); the root tablet stays where it is.
 func (t *term) balance(ctx context.Context) {
 	t.mu.Lock()
 	if len(t.servers) < 2 {
@@ -801,7 +803,7 @@ func (t *term) balance(ctx context.Context) {
 		}
 		var cand *tabletInfo
 		for id, ti := range t.tablets {
-			if ti.server == hi.id && !ti.busy && !ti.held && !picked[id] && ti.desc.TableId != metadata.TableID {
+			if ti.server == hi.id && !ti.busy && !ti.held && !picked[id] && id != metadata.RootTabletID {
 				if cand == nil || id < cand.desc.TabletId {
 					cand = ti
 				}

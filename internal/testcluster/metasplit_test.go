@@ -255,6 +255,9 @@ func TestMetaTabletsSplit(t *testing.T) {
 	if err := cl.Admin().MergeTablets(ctx, metadata.Table, string(metas[0].EndRow)); err == nil || !strings.Contains(err.Error(), "do not merge") {
 		t.Errorf("merge of META tablets = %v, want a refusal", err)
 	}
+	// Garbage collection ran all along (every 300ms, 1s grace) while
+	// METADATA split: no live tablet lost a file.
+	checkManifestsComplete(t, ctx, c)
 }
 
 // servedBy returns the index of the live server serving tablet id, or -1.
@@ -511,36 +514,47 @@ func TestMasterFailoverAfterMetaSplit(t *testing.T) {
 	checkEveryTablet(t, ctx, dial(t, c), append(tables, "late"), "after-writes")
 }
 
-// TestGCAfterMetaSplits: with METADATA split automatically (so META
-// tablets share their parents' files until they compact), garbage
-// collection rounds delete no file any live tablet's manifest lists (META
-// daughters included), and the split META parents' files are collected.
+// TestGCAfterMetaSplits: after METADATA splits, garbage collection rounds
+// delete no file any live tablet's manifest lists (the META daughters
+// share their parent's files until they compact), and the split META
+// parent's files are collected once the daughters have compacted them
+// away.
 func TestGCAfterMetaSplits(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{MemFS: true, MetaSplitSize: metaSplitSize})
+	c := testcluster.Start(t, testcluster.Options{MemFS: true})
 	cl := dial(t, c)
 	fs := c.FS()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tables := createTables(t, ctx, cl, 4, manyKeys(100))
-	first := listFiles(t, ctx, fs, metadata.TabletDir(metadata.TableID, metadata.MetaTabletID)+"/sst")
-	metas := waitMetaSplits(t, ctx, cl, 3)
-	t.Logf("METADATA has %d META tablets", len(metas))
-	// Several rounds (GCInterval 300ms, grace 1s) while checking that
-	// every file a live tablet lists exists.
+	tables := createTables(t, ctx, cl, 3, manyKeys(20))
+	// The META tablet's files before it splits.
+	metaDir := metadata.TabletDir(metadata.TableID, metadata.MetaTabletID)
+	var parentFiles []string
+	for len(parentFiles) == 0 {
+		if err := cl.Admin().FlushTable(ctx, metadata.Table); err != nil {
+			t.Fatalf("flush METADATA: %v", err)
+		}
+		var err error
+		if parentFiles, err = readManifest(ctx, fs, metaDir); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("METADATA's META tablet has no SSTable after flushes")
+		}
+	}
+	splitMetaAt(t, ctx, c, cl, tables)
+	// Rounds run every 300ms with a 1s grace period: check through
+	// several that every file a live tablet lists exists.
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		checkManifestsComplete(t, ctx, c)
-		time.Sleep(300 * time.Millisecond) // between rounds: nothing to wait for
+		time.Sleep(200 * time.Millisecond) // between rounds; nothing to wait for
 	}
+	waitGone(t, ctx, fs, parentFiles...)
+	t.Logf("the split META parent's %d SSTables were collected", len(parentFiles))
+	checkManifestsComplete(t, ctx, c)
 	checkEveryTablet(t, ctx, dial(t, c), tables, "after-gc")
 	if err := c.CheckTablets(ctx, metadata.TableID); err != nil {
 		t.Fatal(err)
-	}
-	// The first META tablet's files from before its splits are shared by
-	// the daughters until they compact, then garbage.
-	if len(first) > 0 {
-		waitGone(t, ctx, fs, first...)
-		t.Logf("the split META parent's %d SSTables were collected", len(first))
 	}
 }
 
