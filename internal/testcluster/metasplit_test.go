@@ -3,6 +3,8 @@ package testcluster_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +26,41 @@ import (
 // METADATA into several META tablets, automatically (a tiny
 // MetaSplitSize) or on request, and check that everything that reads or
 // writes METADATA follows.
+
+// logTail is a cluster logger that keeps INFO and above in memory and,
+// if the test fails, logs the last lines of it.
+type logTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	if len(l.lines) > 4000 {
+		l.lines = slices.Clone(l.lines[2000:])
+	}
+	return len(p), nil
+}
+
+func startLogged(t *testing.T, opts testcluster.Options) *testcluster.Cluster {
+	t.Helper()
+	if os.Getenv("CELLAR_TEST_LOG") == "" {
+		lt := &logTail{}
+		opts.Logger = slog.New(slog.NewTextHandler(lt, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		t.Cleanup(func() {
+			if !t.Failed() {
+				return
+			}
+			lt.mu.Lock()
+			defer lt.mu.Unlock()
+			n := min(len(lt.lines), 300)
+			t.Logf("last %d cluster log lines:\n%s", n, strings.Join(lt.lines[len(lt.lines)-n:], ""))
+		})
+	}
+	return testcluster.Start(t, opts)
+}
 
 // metaTablets returns the META tablets the root tablet names, in row
 // order, with their ranges and locations.
@@ -160,7 +197,7 @@ func checkEveryTablet(t *testing.T, ctx context.Context, cl *client.Client, tabl
 // stays locatable, readable and writable through a fresh client; user
 // tablet splits whose METADATA rows are in a later META tablet commit.
 func TestMetaTabletsSplit(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{MemFS: true, MetaSplitSize: metaSplitSize})
+	c := startLogged(t, testcluster.Options{MemFS: true, MetaSplitSize: metaSplitSize})
 	cl := dial(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -288,7 +325,7 @@ func alive(c *testcluster.Cluster, i int) bool { return !c.Servers[i].Killed() }
 // (and the user tablets it held), and every acknowledged write is
 // readable afterwards.
 func TestKillServerWithMetaTablet(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{MemFS: true, Servers: 4})
+	c := startLogged(t, testcluster.Options{MemFS: true, Servers: 4})
 	cl := dial(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -438,7 +475,7 @@ func tabletSet(t *testing.T, ctx context.Context, c *testcluster.Cluster, tables
 // has split; the standby rebuilds its state from the root and every META
 // tablet, and no tablet is lost, doubled or left unassigned.
 func TestMasterFailoverAfterMetaSplit(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{MemFS: true})
+	c := startLogged(t, testcluster.Options{MemFS: true})
 	cl := dial(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -520,7 +557,7 @@ func TestMasterFailoverAfterMetaSplit(t *testing.T) {
 // parent's files are collected once the daughters have compacted them
 // away.
 func TestGCAfterMetaSplits(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{MemFS: true})
+	c := startLogged(t, testcluster.Options{MemFS: true})
 	cl := dial(t, c)
 	fs := c.FS()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
