@@ -82,3 +82,37 @@ func TestLaterStart(t *testing.T) {
 		}
 	}
 }
+
+// A META split reported by its server (ReportSplit) updates the master's
+// view like a user split: both daughters on the splitting server, the
+// right one keeping the id, and METADATA writes routed by the new ranges.
+func TestRecordMetaSplit(t *testing.T) {
+	k := metadata.RowKey(5, []byte("m"))
+	parent := metadata.MetaTablet()
+	tm := &term{
+		servers: map[string]*serverInfo{"s1": {id: "s1", addr: "a1"}, "s2": {id: "s2", addr: "a2"}},
+		tablets: map[uint64]*tabletInfo{
+			metadata.RootTabletID: {desc: metadata.RootTablet(), server: "s2"},
+			metadata.MetaTabletID: {desc: parent, server: "s1"},
+		},
+	}
+	left := &datapb.TabletDescriptor{TableId: metadata.TableID, TabletId: 300, StartRow: parent.StartRow, EndRow: k, ServerId: "s1", ServerAddress: "a1"}
+	right := &datapb.TabletDescriptor{TableId: metadata.TableID, TabletId: metadata.MetaTabletID, StartRow: k, ServerId: "s1", ServerAddress: "a1"}
+	tm.recordSplit(left, right)
+	metas := tm.metaTabletsLocked()
+	if len(metas) != 2 || metas[0].desc.TabletId != 300 || metas[1].desc.TabletId != metadata.MetaTabletID ||
+		string(metas[1].desc.StartRow) != string(k) || metas[0].server != "s1" || metas[1].server != "s1" || metas[0].held {
+		t.Fatalf("META tablets after the reported split: %v", metas)
+	}
+	if !tm.metaDirty {
+		t.Error("a reported META split did not ask for a rescan")
+	}
+	for _, key := range [][]byte{metadata.RowKey(1, nil), k, metadata.RowKey(9, nil)} {
+		if got, err := tm.metaServer(key); err != nil || got != "a1" {
+			t.Errorf("metaServer(%x) = %q, %v; want a1", key, got, err)
+		}
+	}
+	if ti := tm.metaTabletForLocked(metadata.RowKey(1, nil)); ti == nil || ti.desc.TabletId != 300 {
+		t.Errorf("a row below the split row is routed to %v, want the left daughter", ti)
+	}
+}
