@@ -285,6 +285,9 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	locs := map[uint64]string{}
 	rootRows := 0
 	prevEnd := metadata.TableEnd(metadata.TableID)
+	t.mu.Lock()
+	asked := t.gen // descriptors the master set after this are newer than the read
+	t.mu.Unlock()
 	err := t.readRootRows(ctx, func(key []byte, table uint64, end []byte, cells map[string][]byte) {
 		rootRows++
 		d := t.decodeCell(key, cells, metadata.QualTablet)
@@ -311,7 +314,7 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 		return fmt.Errorf("root tablet: %w", err)
 	}
 	t.mu.Lock()
-	t.mergeScanLocked(metas, rootHeld, nil, metadata.IsMeta)
+	t.mergeScanLocked(metas, rootHeld, nil, metadata.IsMeta, asked)
 	t.rootScanned, t.rootRows, t.metaLocs = true, rootRows, locs
 	t.mergeIntents, t.splitIntents = nil, rootSplits
 	t.mu.Unlock()
@@ -323,6 +326,9 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	inMerge := map[uint64]bool{}
 	var prevTable uint64
 	var prevUserEnd []byte
+	t.mu.Lock()
+	asked = t.gen
+	t.mu.Unlock()
 	err = t.readUserRows(ctx, func(key []byte, table uint64, end []byte, cells map[string][]byte) {
 		d := t.decodeCell(key, cells, metadata.QualTablet)
 		if d == nil {
@@ -358,7 +364,7 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.mergeScanLocked(descs, held, inMerge, isUser)
+	t.mergeScanLocked(descs, held, inMerge, isUser, asked)
 	t.mergeIntents, t.splitIntents = merges, append(rootSplits, splits...)
 	t.metaDirty = false
 	return nil
@@ -402,15 +408,18 @@ func isUser(d *datapb.TabletDescriptor) bool { return d.GetTableId() != metadata
 // mergeScanLocked merges a METADATA scan's tablets (and which of them
 // intents hold) into the state. The scan read the rows of the tablets
 // part selects (METADATA's META tablets from the root, or user tablets):
-// it decides whether those are held.
-func (t *term) mergeScanLocked(descs []*datapb.TabletDescriptor, held, inMerge map[uint64]bool, part func(*datapb.TabletDescriptor) bool) {
+// it decides whether those are held. It began reading at assignment
+// generation asked: a descriptor the master set since (a split reported
+// meanwhile, whose rows the read may predate) is newer than the row, and
+// kept.
+func (t *term) mergeScanLocked(descs []*datapb.TabletDescriptor, held, inMerge map[uint64]bool, part func(*datapb.TabletDescriptor) bool, asked uint64) {
 	t.scans++
 	for _, d := range descs {
 		if inMerge[d.TabletId] || t.gone[d.TabletId] {
 			continue
 		}
 		if ti := t.tablets[d.TabletId]; ti != nil {
-			if !ti.busy {
+			if !ti.busy && ti.since <= asked {
 				ti.desc = stripServer(d)
 			}
 			continue

@@ -116,3 +116,28 @@ func TestRecordMetaSplit(t *testing.T) {
 		t.Errorf("a row below the split row is routed to %v, want the left daughter", ti)
 	}
 }
+
+// A METADATA scan that began before a split was reported (its read may
+// predate the split's rows) does not take the parent's old range back
+// from the right daughter; a scan begun after it does update ranges.
+func TestScanOlderThanSplitKeepsDaughterRange(t *testing.T) {
+	parent := &datapb.TabletDescriptor{TableId: 1, TabletId: 7, Dir: "p"}
+	tm := &term{
+		servers: map[string]*serverInfo{"s1": {id: "s1", addr: "a1"}},
+		tablets: map[uint64]*tabletInfo{7: {desc: parent, server: "s1"}},
+	}
+	asked := tm.gen // a scan starts reading
+	left := &datapb.TabletDescriptor{TableId: 1, TabletId: 9, EndRow: []byte("m"), Dir: "l", ServerId: "s1"}
+	right := &datapb.TabletDescriptor{TableId: 1, TabletId: 7, StartRow: []byte("m"), Dir: "p", ServerId: "s1"}
+	tm.recordSplit(left, right)
+	tm.mergeScanLocked([]*datapb.TabletDescriptor{cloneDesc(parent)}, nil, nil, isUser, asked) // it read the row before the split
+	if got := string(tm.tablets[7].desc.StartRow); got != "m" {
+		t.Fatalf("the right daughter's start after an older scan = %q, want m", got)
+	}
+	moved := cloneDesc(right)
+	moved.EndRow = []byte("t") // a later split the master learns only from METADATA
+	tm.mergeScanLocked([]*datapb.TabletDescriptor{moved}, nil, nil, isUser, tm.gen)
+	if got := string(tm.tablets[7].desc.EndRow); got != "t" {
+		t.Fatalf("a newer scan did not update the range: end %q, want t", got)
+	}
+}
