@@ -238,11 +238,12 @@ func (f *fakeTabletServer) ReadRows(req *tabletpb.ReadRowsRequest, st grpc.Serve
 	failAfter := f.readFailAfter
 	f.readFailAfter = 0
 	f.mu.Unlock()
-	// Every key and range must lie in one served tablet.
+	// Every key must lie in one served tablet, and every range must start
+	// in it; like a real server, a range is cut at the tablet's end.
 	var tab *servedRange
-	check := func(start, end []byte) error {
+	check := func(start, end []byte, isRange bool) error {
 		s, ok := f.tabletOf(req.TableId, start)
-		if !ok || (len(s.end) > 0 && (len(end) == 0 || bytes.Compare(end, s.end) > 0)) {
+		if !ok || !isRange && (len(s.end) > 0 && (len(end) == 0 || bytes.Compare(end, s.end) > 0)) {
 			return notServing(req.TableId, start)
 		}
 		if tab != nil && !bytes.Equal(tab.start, s.start) {
@@ -252,12 +253,12 @@ func (f *fakeTabletServer) ReadRows(req *tabletpb.ReadRowsRequest, st grpc.Serve
 		return nil
 	}
 	for _, k := range req.Rows.GetRowKeys() {
-		if err := check(k, append(bytes.Clone(k), 0)); err != nil {
+		if err := check(k, append(bytes.Clone(k), 0), false); err != nil {
 			return err
 		}
 	}
 	for _, r := range req.Rows.GetRowRanges() {
-		if err := check(r.StartKey, r.EndKey); err != nil {
+		if err := check(r.StartKey, r.EndKey, true); err != nil {
 			return err
 		}
 	}
@@ -265,6 +266,9 @@ func (f *fakeTabletServer) ReadRows(req *tabletpb.ReadRowsRequest, st grpc.Serve
 		return serr.Wire.ToStatus(rpcerr.Errorf(serr.ErrInvalidArgument, "empty row set"))
 	}
 	in := func(k string) bool {
+		if !metadata.Contains(tab.start, tab.end, []byte(k)) {
+			return false
+		}
 		for _, x := range req.Rows.GetRowKeys() {
 			if string(x) == k {
 				return true

@@ -26,7 +26,9 @@ import (
 //     lock node /cellar/root;
 //   - otherwise the first METADATA row at or after SearchKey(T, r), read
 //     from the METADATA tablet holding that key (located recursively: the
-//     META tablet's row lives in the root tablet). The read fetches up to
+//     META tablets' rows live in the root tablet; T == 0 with a row past
+//     the root's range is such a lookup, of a META tablet), going on into
+//     the next META tablet if that one ends first. The read fetches up to
 //     prefetchRows following rows of T too, and caches all of them.
 //
 // Entries are dropped when a server answers NOT_SERVING or cannot be
@@ -200,38 +202,58 @@ func searchKey(table uint64, row []byte) []byte {
 	return metadata.SearchKey(table, row)
 }
 
+// maxMetaHops bounds the METADATA tablets one lookup reads in turn.
+const maxMetaHops = 64
+
 // readMeta reads the METADATA rows of table from the one holding row on,
 // caches them and returns the tablet holding row.
+//
+// METADATA is split into several META tablets, and the row holding row
+// may be the first of the META tablet after the one holding the search
+// key (a META tablet ends at some row's key: the rows of table after the
+// search key may all be in the next one). A read that the METADATA
+// tablet cut short at its end without finding a row goes on from that
+// end, which the serving tablet reports (not the cached entry's end, which
+// a META split may have made stale).
 func (c *Client) readMeta(ctx context.Context, table uint64, row []byte) (*tabletLoc, error) {
 	sk := searchKey(table, row)
-	meta, err := c.locate(ctx, metadata.TableID, sk)
-	if err != nil {
-		return nil, err
-	}
-	end := metadata.TableEnd(table)
-	if meta.end != nil && bytes.Compare(meta.end, end) < 0 {
-		end = meta.end
-	}
-	cl, err := c.tabletClient(meta.addr)
-	if err != nil {
-		return nil, err
-	}
-	req := &tabletpb.ReadRowsRequest{
-		TableId:   metadata.TableID,
-		Rows:      &datapb.RowSet{RowRanges: []*datapb.RowRange{{StartKey: sk, EndKey: end}}},
-		Filter:    &datapb.RowFilter{Filter: &datapb.RowFilter_CellsPerColumnLimitFilter{CellsPerColumnLimitFilter: 1}},
-		RowsLimit: prefetchRows,
-	}
-	rows, err := readAll(ctx, cl, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	tableEnd := metadata.TableEnd(table)
+	start := sk
+	var rows []*datapb.Row
+	for hop := 0; ; hop++ {
+		meta, err := c.locate(ctx, metadata.TableID, start)
+		if err != nil {
+			return nil, err
 		}
-		if isNotServing(err) || isUnavailable(err) {
-			c.cache.invalidate(meta)
-			return nil, fmt.Errorf("%w: METADATA %v: %v", errRetryLocate, meta, err)
+		cl, err := c.tabletClient(meta.addr)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("cellar/client: read METADATA from %v: %w", meta, err)
+		req := &tabletpb.ReadRowsRequest{
+			TableId:   metadata.TableID,
+			Rows:      &datapb.RowSet{RowRanges: []*datapb.RowRange{{StartKey: start, EndKey: tableEnd}}},
+			Filter:    &datapb.RowFilter{Filter: &datapb.RowFilter_CellsPerColumnLimitFilter{CellsPerColumnLimitFilter: 1}},
+			RowsLimit: prefetchRows,
+		}
+		var resume []byte
+		rows, resume, err = readRange(ctx, cl, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if isNotServing(err) || isUnavailable(err) {
+				c.cache.invalidate(meta)
+				return nil, fmt.Errorf("%w: METADATA %v: %v", errRetryLocate, meta, err)
+			}
+			return nil, fmt.Errorf("cellar/client: read METADATA from %v: %w", meta, err)
+		}
+		if len(rows) > 0 || resume == nil || bytes.Compare(resume, tableEnd) >= 0 {
+			break
+		}
+		if bytes.Compare(resume, start) <= 0 || hop == maxMetaHops {
+			return nil, fmt.Errorf("%w: METADATA tablet %v ends at %x, reading from %x", errRetryLocate, meta, resume, start)
+		}
+		start = resume
 	}
 	var first *tabletLoc
 	var prevEnd []byte // the previous row's end row, for rows without start_row
@@ -306,23 +328,27 @@ func (c *Client) readMeta(ctx context.Context, table uint64, row []byte) (*table
 	return first, nil
 }
 
-// readAll reads a whole (small) ReadRows stream.
-func readAll(ctx context.Context, cl tabletpb.TabletServerClient, req *tabletpb.ReadRowsRequest) ([]*datapb.Row, error) {
+// readRange reads a whole (small) ReadRows stream of one range, and
+// returns where the serving tablet cut it short (its end row; nil if the
+// range was read to its end or to the end of the table).
+func readRange(ctx context.Context, cl tabletpb.TabletServerClient, req *tabletpb.ReadRowsRequest) (rows []*datapb.Row, resume []byte, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := cl.ReadRows(ctx, req)
 	if err != nil {
-		return nil, wireErr(err)
+		return nil, nil, wireErr(err)
 	}
-	var rows []*datapb.Row
 	for {
 		resp, err := st.Recv()
 		if err == io.EOF {
-			return rows, nil
+			return rows, resume, nil
 		}
 		if err != nil {
-			return nil, wireErr(err)
+			return nil, nil, wireErr(err)
 		}
 		rows = append(rows, resp.Rows...)
+		if resp.TabletEnd && len(resp.ResumeKey) > 0 {
+			resume = resp.ResumeKey
+		}
 	}
 }

@@ -475,11 +475,13 @@ func (m *Master) splitTable(ctx context.Context, req *masterpb.SplitTableRequest
 	if err != nil {
 		return nil, err
 	}
-	if id == metadata.TableID {
-		return nil, fmt.Errorf("%w: METADATA does not split in this version", serr.ErrInvalidArgument)
-	}
 	if len(req.SplitRow) == 0 {
 		return nil, fmt.Errorf("%w: empty split row", serr.ErrInvalidArgument)
+	}
+	if id == metadata.TableID && metadata.InRoot(req.SplitRow) {
+		// META tablets split (at a METADATA row key past the root's
+		// range); the root tablet never does.
+		return nil, fmt.Errorf("%w: the root tablet does not split (METADATA rows below %x are its)", serr.ErrInvalidArgument, metadata.TableEnd(metadata.TableID))
 	}
 	t.mu.Lock()
 	ti := t.tabletForLocked(id, req.SplitRow)

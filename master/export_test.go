@@ -26,12 +26,18 @@ func (t *term) Done() <-chan struct{} { return t.done }
 // and the term running: a master deposed without noticing yet.
 func (t *term) ReleaseLock(ctx context.Context) error { return t.lc.Release(ctx, MasterPath) }
 
-// MetaRecorded reports whether the term has written the META tablet's
-// location (ensureMeta).
+// MetaRecorded reports whether the root tablet names a location for
+// every META tablet the term knows (ensureMetas).
 func (t *term) MetaRecorded() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.metaLoc != ""
+	metas := t.metaTabletsLocked()
+	for _, ti := range metas {
+		if t.metaLocs[ti.desc.TabletId] == "" {
+			return false
+		}
+	}
+	return len(metas) > 0
 }
 
 func (t *term) MutateMetaRow(ctx context.Context, key []byte, muts ...*datapb.Mutation) error {

@@ -60,11 +60,14 @@ func (t *term) collectFiles(ctx context.Context) {
 			}
 		}
 	}
+	// METADATA's own directories too: a META split leaves its parent's
+	// files to collect. The root's rows name every META tablet (read in
+	// the round), and the root tablet is always live.
+	live[metadata.RootTablet().Dir] = true
+	liveIDs[metadata.RootTabletID] = true
 	var tables []uint64
 	for id := range t.schemas {
-		if id != metadata.TableID {
-			tables = append(tables, id)
-		}
+		tables = append(tables, id)
 	}
 	t.mu.Unlock()
 	if err := t.gcRound(ctx, live, liveIDs, tables); err != nil && ctx.Err() == nil {
@@ -74,11 +77,12 @@ func (t *term) collectFiles(ctx context.Context) {
 
 func (t *term) gcRound(ctx context.Context, live map[string]bool, liveIDs map[uint64]bool, tables []uint64) error {
 	fs := t.m.opts.FS
-	// Then from METADATA, read afresh: every row's tablet and the tablets
-	// every split and merge intent names.
+	// Then from METADATA, read afresh (the root tablet's rows, then every
+	// META tablet's): every row's tablet and the tablets every split and
+	// merge intent names.
 	readMeta := func() error {
 		var bad error
-		err := t.readUserRows(ctx, func(key []byte, _ uint64, _ []byte, cells map[string][]byte) {
+		fn := func(key []byte, _ uint64, _ []byte, cells map[string][]byte) {
 			for _, q := range []string{metadata.QualTablet, metadata.QualSplitting, metadata.QualMerge, metadata.QualMergeLeft} {
 				b, ok := cells[q]
 				if !ok {
@@ -92,7 +96,11 @@ func (t *term) gcRound(ctx context.Context, live map[string]bool, liveIDs map[ui
 				live[d.Dir] = true
 				liveIDs[d.TabletId] = true
 			}
-		})
+		}
+		err := t.readRootRows(ctx, fn)
+		if err == nil {
+			err = t.readUserRows(ctx, fn)
+		}
 		if err == nil {
 			err = bad
 		}

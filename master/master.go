@@ -29,9 +29,13 @@
 //  3. recover every dead server's commit log: end its writers' leases,
 //     split its entries by tablet into recovered-edits directories (in
 //     parallel, one writer per tablet), then delete the log;
-//  4. assign the root tablet, then the META tablet, then scan METADATA for
-//     user tablets, then assign every unassigned tablet to the server with
-//     the fewest tablets, passing its recovered-edits directories;
+//  4. assign the root tablet; read its rows, which name every META tablet
+//     (METADATA's tablets holding the user tablets' rows; on a new
+//     cluster, create the first); assign the META tablets and record
+//     their locations in the root; then scan the META tablets in row
+//     order for user tablets, and assign every unassigned one to the
+//     server with the fewest tablets, passing its recovered-edits
+//     directories (user tablets wait until every META tablet is read);
 //  5. every BalanceInterval, move tablets from the most to the least loaded
 //     servers, at most MaxConcurrentMoves at a time;
 //  6. delete the files of dropped tables after GCGracePeriod, and, every

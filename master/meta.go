@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,19 +26,81 @@ type metaRow struct {
 	create         bool // a new row: write the descriptor too
 }
 
-// metaServer returns the address of the server holding METADATA row key.
+// metaServer returns the address of the server holding METADATA row key:
+// the root tablet's for the rows of METADATA's own tablets, else the
+// server of the META tablet whose range holds key.
 func (t *term) metaServer(key []byte) (string, error) {
-	id := metadata.MetaTabletID
-	if bytes.Compare(key, metadata.TableEnd(metadata.TableID)) < 0 {
-		id = metadata.RootTabletID
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ti := t.tablets[id]
-	if ti == nil || ti.server == "" || t.servers[ti.server] == nil {
-		return "", fmt.Errorf("%w: METADATA tablet %d is not assigned yet", serr.ErrUnavailable, id)
+	ti := t.metaTabletForLocked(key)
+	if ti == nil {
+		return "", fmt.Errorf("%w: no METADATA tablet known for row %x yet", serr.ErrUnavailable, key)
 	}
-	return t.servers[ti.server].addr, nil
+	s := t.servers[ti.server]
+	if s == nil {
+		return "", fmt.Errorf("%w: METADATA tablet %d is not assigned yet", serr.ErrUnavailable, ti.desc.TabletId)
+	}
+	return s.addr, nil
+}
+
+// metaTabletForLocked returns the METADATA tablet holding row key, or nil.
+// While a META split is being learned, the parent's old range and its
+// left daughter's may both hold key: the served one wins, then the
+// narrower (both are on the splitting server anyway, and a server routes
+// a row to whichever of its tablets holds it).
+func (t *term) metaTabletForLocked(key []byte) *tabletInfo {
+	if metadata.InRoot(key) {
+		return t.tablets[metadata.RootTabletID]
+	}
+	var best *tabletInfo
+	for _, ti := range t.tablets {
+		d := ti.desc
+		if !metadata.IsMeta(d) || len(d.StartRow) == 0 || !metadata.Contains(d.StartRow, d.EndRow, key) {
+			continue
+		}
+		if best == nil {
+			best = ti
+			continue
+		}
+		served, bestServed := t.servers[ti.server] != nil, t.servers[best.server] != nil
+		if served != bestServed {
+			if served {
+				best = ti
+			}
+			continue
+		}
+		if narrower(d, best.desc) {
+			best = ti
+		}
+	}
+	return best
+}
+
+// narrower reports whether a's range is inside b's and smaller, of two
+// ranges holding the same row: it starts later, or ends earlier.
+func narrower(a, b *datapb.TabletDescriptor) bool {
+	if c := bytes.Compare(a.StartRow, b.StartRow); c != 0 {
+		return c > 0
+	}
+	switch {
+	case len(a.EndRow) == 0:
+		return false
+	case len(b.EndRow) == 0:
+		return true
+	}
+	return bytes.Compare(a.EndRow, b.EndRow) < 0
+}
+
+// metaTabletsLocked returns METADATA's META tablets in row order.
+func (t *term) metaTabletsLocked() []*tabletInfo {
+	var out []*tabletInfo
+	for _, ti := range t.tablets {
+		if metadata.IsMeta(ti.desc) {
+			out = append(out, ti)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].desc.StartRow, out[j].desc.StartRow) < 0 })
+	return out
 }
 
 func setCell(qual string, value []byte) *datapb.Mutation {
@@ -113,35 +176,73 @@ func metaWriteErr(code codes.Code, msg string) error {
 	return errors.New(msg)
 }
 
-// readUserRows streams every user tablet's METADATA row (from the META
-// tablet) to fn, in key order, with its info cells by qualifier. The key
-// and cells are fn's to keep.
-func (t *term) readUserRows(ctx context.Context, fn func(key []byte, table uint64, end []byte, cells map[string][]byte)) error {
-	addr, err := t.metaServer(metadata.TableEnd(metadata.TableID))
+// metaRowFunc receives one METADATA row: its key, parsed, and its info
+// cells by qualifier. The key and cells are its to keep.
+type metaRowFunc func(key []byte, table uint64, end []byte, cells map[string][]byte)
+
+// readUserRows streams every user tablet's METADATA row to fn, in key
+// order, walking the META tablets: each read starts where the previous
+// one's tablet ended (the serving tablet's own end row, not the master's
+// idea of it, so a META split the master has not learned yet neither
+// hides nor repeats rows).
+func (t *term) readUserRows(ctx context.Context, fn metaRowFunc) error {
+	cur := metadata.TableEnd(metadata.TableID)
+	for range maxMetaHops {
+		next, err := t.readMetaRange(ctx, cur, nil, fn)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return nil
+		}
+		if bytes.Compare(next, cur) <= 0 {
+			return fmt.Errorf("read METADATA: the tablet holding %x ends at %x", cur, next)
+		}
+		cur = next
+	}
+	return fmt.Errorf("%w: read METADATA: more than %d META tablets, or their ranges keep changing", serr.ErrUnavailable, maxMetaHops)
+}
+
+// maxMetaHops bounds the META tablets one METADATA scan walks.
+const maxMetaHops = 1 << 16
+
+// readRootRows streams the root tablet's rows (METADATA's own tablets) to
+// fn in key order.
+func (t *term) readRootRows(ctx context.Context, fn metaRowFunc) error {
+	_, err := t.readMetaRange(ctx, nil, metadata.TableEnd(metadata.TableID), fn)
+	return err
+}
+
+// readMetaRange reads the METADATA rows of [start, end) (end nil:
+// unbounded) that the tablet holding start has, and returns where its
+// tablet ended if that cut the range short (nil if the range was read to
+// its end).
+func (t *term) readMetaRange(ctx context.Context, start, end []byte, fn metaRowFunc) (resume []byte, err error) {
+	addr, err := t.metaServer(start)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cl, err := t.m.conns.server(addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, t.m.opts.RPCTimeout)
 	defer cancel()
 	stream, err := cl.ReadRows(rctx, &tabletpb.ReadRowsRequest{TableId: metadata.TableID, Rows: &datapb.RowSet{
-		RowRanges: []*datapb.RowRange{{StartKey: metadata.TableEnd(metadata.TableID)}}}})
+		RowRanges: []*datapb.RowRange{{StartKey: start, EndKey: end}}}})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("read METADATA: %w", serr.Wire.FromStatus(err))
 	}
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return resume, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read METADATA: %w", err)
+			return nil, fmt.Errorf("read METADATA: %w", serr.Wire.FromStatus(err))
 		}
 		for _, row := range resp.Rows {
-			table, end, err := metadata.ParseRowKey(row.Key)
+			table, rowEnd, err := metadata.ParseRowKey(row.Key)
 			if err != nil {
 				t.m.log.Error("corrupt METADATA row key; skipped", "key", fmt.Sprintf("%x", row.Key), "err", err)
 				continue
@@ -152,15 +253,23 @@ func (t *term) readUserRows(ctx context.Context, fn func(key []byte, table uint6
 					cells[string(c.Qualifier)] = c.Value
 				}
 			}
-			fn(row.Key, table, end, cells)
+			fn(row.Key, table, rowEnd, cells)
+		}
+		if resp.TabletEnd && len(resp.ResumeKey) > 0 && (end == nil || bytes.Compare(resp.ResumeKey, end) < 0) {
+			resume = resp.ResumeKey
 		}
 	}
 }
 
-// scanMetaIfDirty reads every user tablet's row from the META tablet and
-// merges them into the state: new tablets arrive unassigned, and are not
-// assigned until a complete status round asked after the scan (a server
-// that serves one reports it there), known ones take the row's range.
+// scanMetaIfDirty reads METADATA and merges it into the state: first the
+// root tablet's rows (every META tablet, with its split intents), then
+// every user tablet's row from the META tablets. New tablets arrive
+// unassigned, and are not assigned until a complete status round asked
+// after the scan (a server that serves one reports it there); known ones
+// take the row's range. When the root is read but a META tablet is not
+// (it is unassigned, or held by its split's intent), the root's part is
+// merged and its intents are left for resolveIntents, and the error is
+// returned: METADATA stays dirty.
 func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	t.mu.Lock()
 	dirty := t.metaDirty
@@ -168,36 +277,71 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	if !dirty {
 		return nil
 	}
+	// The root: METADATA's own tablets. Their start rows are derived like
+	// user tablets' (the first starts where the root ends).
+	var metas []*datapb.TabletDescriptor
+	var rootSplits []*splitIntent
+	rootHeld := map[uint64]bool{}
+	locs := map[uint64]string{}
+	rootRows := 0
+	prevEnd := metadata.TableEnd(metadata.TableID)
+	t.mu.Lock()
+	asked := t.gen // descriptors the master set after this are newer than the read
+	t.mu.Unlock()
+	err := t.readRootRows(ctx, func(key []byte, table uint64, end []byte, cells map[string][]byte) {
+		rootRows++
+		d := t.decodeCell(key, cells, metadata.QualTablet)
+		if d == nil {
+			return
+		}
+		if table != metadata.TableID || (end != nil && bytes.Compare(end, prevEnd) <= 0) {
+			t.m.log.Error("root tablet row out of place; skipped", "key", fmt.Sprintf("%x", key))
+			return
+		}
+		d.TableId, d.EndRow, d.StartRow = table, end, laterStart(prevEnd, d.StartRow)
+		prevEnd = end
+		if _, ok := cells[metadata.QualMerge]; ok {
+			t.m.log.Error("merge intent on a META tablet's row ignored: METADATA's tablets do not merge", "key", fmt.Sprintf("%x", key))
+		}
+		if left := t.decodeCell(key, cells, metadata.QualSplitting); left != nil {
+			rootSplits = append(rootSplits, &splitIntent{parentKey: key, parent: cloneDesc(d), left: left})
+			rootHeld[d.TabletId], rootHeld[left.TabletId] = true, true
+		}
+		locs[d.TabletId] = string(cells[metadata.QualLocation])
+		metas = append(metas, d)
+	})
+	if err != nil {
+		return fmt.Errorf("root tablet: %w", err)
+	}
+	t.mu.Lock()
+	t.mergeScanLocked(metas, rootHeld, nil, metadata.IsMeta, asked)
+	t.rootScanned, t.rootRows, t.metaLocs = true, rootRows, locs
+	t.mergeIntents, t.splitIntents = nil, rootSplits
+	t.mu.Unlock()
+
 	var descs []*datapb.TabletDescriptor
 	var merges []*mergeIntent
 	var splits []*splitIntent
 	held := map[uint64]bool{}
 	inMerge := map[uint64]bool{}
 	var prevTable uint64
-	var prevEnd []byte
-	err := t.readUserRows(ctx, func(key []byte, table uint64, end []byte, cells map[string][]byte) {
-		decode := func(qual string) *datapb.TabletDescriptor {
-			b, ok := cells[qual]
-			if !ok {
-				return nil
-			}
-			d, err := metadata.DecodeTablet(b)
-			if err != nil {
-				t.m.log.Error("corrupt METADATA cell; skipped", "key", fmt.Sprintf("%x", key), "qualifier", qual, "err", err)
-				return nil
-			}
-			return d
-		}
-		d := decode(metadata.QualTablet)
+	var prevUserEnd []byte
+	t.mu.Lock()
+	asked = t.gen
+	t.mu.Unlock()
+	err = t.readUserRows(ctx, func(key []byte, table uint64, end []byte, cells map[string][]byte) {
+		d := t.decodeCell(key, cells, metadata.QualTablet)
 		if d == nil {
 			return
 		}
+		stored := d.StartRow
 		d.TableId, d.EndRow, d.StartRow = table, end, nil
-		if table == prevTable && prevEnd != nil {
-			d.StartRow = prevEnd
+		if table == prevTable && prevUserEnd != nil {
+			d.StartRow = prevUserEnd
 		}
-		prevTable, prevEnd = table, end
-		if merged, left := decode(metadata.QualMerge), decode(metadata.QualMergeLeft); merged != nil && left != nil {
+		d.StartRow = laterStart(d.StartRow, stored)
+		prevTable, prevUserEnd = table, end
+		if merged, left := t.decodeCell(key, cells, metadata.QualMerge), t.decodeCell(key, cells, metadata.QualMergeLeft); merged != nil && left != nil {
 			// Neither tablet of a merge in doubt is taken into the
 			// state until resolveMerge decides it.
 			merges = append(merges, &mergeIntent{rightKey: key, right: d, left: left, merged: merged})
@@ -205,7 +349,7 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 			inMerge[d.TabletId], inMerge[left.TabletId] = true, true
 			return
 		}
-		if left := decode(metadata.QualSplitting); left != nil {
+		if left := t.decodeCell(key, cells, metadata.QualSplitting); left != nil {
 			splits = append(splits, &splitIntent{parentKey: key, parent: cloneDesc(d), left: left})
 			// The left daughter too: its row may be committed while the
 			// splitting server is still opening it, and assigning it then
@@ -220,22 +364,62 @@ func (t *term) scanMetaIfDirty(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.mergeScanLocked(descs, held, inMerge)
-	t.mergeIntents, t.splitIntents = merges, splits
+	t.mergeScanLocked(descs, held, inMerge, isUser, asked)
+	t.mergeIntents, t.splitIntents = merges, append(rootSplits, splits...)
 	t.metaDirty = false
 	return nil
 }
 
+// laterStart is a scanned row's start row: the previous row's end row
+// (derived), unless the row's descriptor names a later one (stored). A
+// descriptor's start lags behind after a split commits (the parent's row
+// still has the parent's start until it is updated: the derived one is
+// right) and never runs ahead of a consistent read (a merge rewrites the
+// merged row's descriptor before it clears its intent). But a scan of
+// several META tablets is not one snapshot: it may miss a split's left
+// daughter's row, committed in an earlier META tablet after that tablet
+// was read, and then see the parent's row updated to the right
+// daughter's range; the derived start would then cover the left
+// daughter's rows too.
+func laterStart(derived, stored []byte) []byte {
+	if bytes.Compare(stored, derived) > 0 {
+		return stored
+	}
+	return derived
+}
+
+// decodeCell decodes a descriptor cell of a METADATA row; nil if absent
+// or corrupt (logged).
+func (t *term) decodeCell(key []byte, cells map[string][]byte, qual string) *datapb.TabletDescriptor {
+	b, ok := cells[qual]
+	if !ok {
+		return nil
+	}
+	d, err := metadata.DecodeTablet(b)
+	if err != nil {
+		t.m.log.Error("corrupt METADATA cell; skipped", "key", fmt.Sprintf("%x", key), "qualifier", qual, "err", err)
+		return nil
+	}
+	return d
+}
+
+func isUser(d *datapb.TabletDescriptor) bool { return d.GetTableId() != metadata.TableID }
+
 // mergeScanLocked merges a METADATA scan's tablets (and which of them
-// intents hold) into the state.
-func (t *term) mergeScanLocked(descs []*datapb.TabletDescriptor, held, inMerge map[uint64]bool) {
+// intents hold) into the state. The scan read the rows of the tablets
+// part selects (METADATA's META tablets from the root, or user tablets):
+// it decides whether those are held. It began reading at assignment
+// generation asked: a descriptor the master set since (a split reported
+// meanwhile, whose rows the read may predate) is newer than the row, and
+// kept.
+func (t *term) mergeScanLocked(descs []*datapb.TabletDescriptor, held, inMerge map[uint64]bool, part func(*datapb.TabletDescriptor) bool, asked uint64) {
 	t.scans++
 	for _, d := range descs {
 		if inMerge[d.TabletId] || t.gone[d.TabletId] {
 			continue
 		}
 		if ti := t.tablets[d.TabletId]; ti != nil {
-			if !ti.busy {
+			if !ti.busy && ti.since <= asked {
 				ti.desc = stripServer(d)
 			}
 			continue
@@ -245,6 +429,8 @@ func (t *term) mergeScanLocked(descs []*datapb.TabletDescriptor, held, inMerge m
 		t.tablets[d.TabletId] = &tabletInfo{desc: stripServer(d), foundInScan: t.scans}
 	}
 	for id, ti := range t.tablets {
-		ti.held = held[id]
+		if part(ti.desc) {
+			ti.held = held[id]
+		}
 	}
 }

@@ -57,10 +57,10 @@ func TestScannedTabletWaitsForStatusRound(t *testing.T) {
 		schemas: map[uint64]*datapb.TableSchema{1: schema},
 	}
 	known := &datapb.TabletDescriptor{TableId: 1, TabletId: 7, StartRow: []byte("m"), Dir: "p"}
-	tm.mergeScanLocked([]*datapb.TabletDescriptor{known}, nil, nil)
+	tm.mergeScanLocked([]*datapb.TabletDescriptor{known}, nil, nil, isUser, tm.gen)
 	asked := tm.scans // a status round asked now, after the first scan
 	left := &datapb.TabletDescriptor{TableId: 1, TabletId: 9, EndRow: []byte("m"), Dir: "l"}
-	tm.mergeScanLocked([]*datapb.TabletDescriptor{left, known}, nil, nil)
+	tm.mergeScanLocked([]*datapb.TabletDescriptor{left, known}, nil, nil, isUser, tm.gen)
 	if tm.assignableLocked(tm.tablets[9]) {
 		t.Fatal("a tablet found by a scan no status round followed is assignable")
 	}

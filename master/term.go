@@ -71,7 +71,11 @@ type term struct {
 	schemasRead bool
 	metaDirty   bool   // METADATA must be (re)scanned
 	rootLoc     string // what /cellar/root says, as written by this term
-	metaLoc     string // what the root tablet says of META's location
+	// metaLocs: what the root tablet says of each META tablet's
+	// location (info:loc), from the last root scan and this term's writes.
+	metaLocs    map[uint64]string
+	rootScanned bool // the root tablet's rows were read this term
+	rootRows    int  // rows the last root scan found (0: METADATA is new)
 	lastBalance time.Time
 	orphans     map[string]time.Time // table directories no schema names, first seen
 	ended       bool                 // the term is over: no new goroutines (wg)
@@ -92,7 +96,7 @@ func newTerm(m *Master, lc *lock.Client, seq lock.Sequencer, done <-chan struct{
 	return &term{m: m, lc: lc, seq: seq, kick: make(chan struct{}, 1), done: done, stop: stop, merging: map[uint64]bool{}, gone: map[uint64]bool{},
 		servers: map[string]*serverInfo{}, tablets: map[uint64]*tabletInfo{},
 		schemas: map[uint64]*datapb.TableSchema{metadata.TableID: metadata.Schema()}, names: map[string]uint64{},
-		metaDirty: true, lastBalance: time.Now(), orphans: map[string]time.Time{}}
+		metaLocs: map[uint64]string{}, metaDirty: true, lastBalance: time.Now(), orphans: map[string]time.Time{}}
 }
 
 // nextGenLocked returns a new assignment generation.
@@ -203,16 +207,26 @@ func (t *term) pass(ctx context.Context) error {
 	if err := t.ensureRoot(ctx); err != nil {
 		return fmt.Errorf("root tablet: %w", err)
 	}
-	if err := t.ensureMeta(ctx); err != nil {
-		return fmt.Errorf("META tablet: %w", err)
-	}
+	// The root's rows name every META tablet: read them (and, if every
+	// META tablet is served, the user tablets' rows) now that the root is
+	// served, assign the META tablets, then read what is left.
 	if err := t.scanMetaIfDirty(ctx); err != nil {
-		return fmt.Errorf("scan METADATA: %w", err)
+		t.m.log.Debug("scan METADATA before assigning META tablets", "err", err)
 	}
+	if err := t.ensureMetas(ctx); err != nil {
+		t.m.log.Warn("META tablets", "err", err)
+	}
+	scanErr := t.scanMetaIfDirty(ctx)
+	// Intents are resolved even when a META tablet could not be read: a
+	// META tablet held by its split's intent is read only once the intent
+	// (in the root) is resolved.
 	if t.resolveIntents(ctx) {
-		if err := t.scanMetaIfDirty(ctx); err != nil {
-			return fmt.Errorf("scan METADATA: %w", err)
+		if err := t.scanMetaIfDirty(ctx); scanErr == nil {
+			scanErr = err
 		}
+	}
+	if scanErr != nil {
+		return fmt.Errorf("scan METADATA: %w", scanErr)
 	}
 	t.assignAll(ctx)
 	t.recordLocations(ctx)
@@ -508,34 +522,79 @@ func (t *term) ensureRoot(ctx context.Context) error {
 	return nil
 }
 
-// ensureMeta makes sure the META tablet is served and the root tablet's
-// row for it names its server.
-func (t *term) ensureMeta(ctx context.Context) error {
+// ensureMetas makes sure every META tablet the root tablet names is
+// served, in row order, and that the root's row of each names its server.
+// On a new METADATA (the root has no rows) it creates the first META
+// tablet, which covers every user tablet's row. Tablets held by a split
+// intent or just found by a scan are left to resolveIntents and the next
+// status round.
+func (t *term) ensureMetas(ctx context.Context) error {
 	t.mu.Lock()
-	ti := t.tablets[metadata.MetaTabletID]
-	if ti == nil {
-		ti = &tabletInfo{desc: metadata.MetaTablet()}
+	if !t.rootScanned {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: the root tablet has not been read yet", serr.ErrUnavailable)
+	}
+	metas := t.metaTabletsLocked()
+	create := t.rootRows == 0
+	if len(metas) == 0 {
+		if !create {
+			t.mu.Unlock()
+			return fmt.Errorf("the root tablet has %d rows but no readable META tablet", t.rootRows)
+		}
+		ti := &tabletInfo{desc: metadata.MetaTablet()}
 		t.tablets[metadata.MetaTabletID] = ti
+		metas = []*tabletInfo{ti}
 	}
 	t.mu.Unlock()
-	s, err := t.ensureAssigned(ctx, ti)
-	if err != nil {
-		return err
+	var errs []error
+	for _, ti := range metas {
+		t.mu.Lock()
+		free := ti.server == "" && !ti.busy && !ti.held && ti.foundInScan == 0
+		t.mu.Unlock()
+		if free {
+			s := t.pickServer("")
+			if s == nil {
+				return errors.Join(append(errs, errors.New("no live tablet server"))...)
+			}
+			if err := t.load(ctx, ti, s, false); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		t.mu.Lock()
+		s := t.servers[ti.server]
+		skip := ti.busy || ti.held
+		desc := cloneDesc(ti.desc)
+		recorded := t.metaLocs[desc.TabletId]
+		t.mu.Unlock()
+		if s == nil {
+			if !skip {
+				errs = append(errs, fmt.Errorf("%w: META tablet %d is not served yet", serr.ErrUnavailable, desc.TabletId))
+			}
+			continue
+		}
+		loc := string(metadata.EncodeLocation(s.id, s.addr))
+		if skip || recorded == loc {
+			continue
+		}
+		// The descriptor is written only when creating METADATA's first
+		// row: later rows are written by the splits that make them, and
+		// the master's copy of a range may lag behind a split. The row
+		// key does not: a split keeps the right daughter's end row (and
+		// id), so the row is right even when the range is stale.
+		first := create && desc.TabletId == metadata.MetaTabletID
+		if err := t.writeMeta(ctx, []metaRow{{desc: desc, serverID: s.id, addr: s.addr, create: first}}); err != nil {
+			errs = append(errs, fmt.Errorf("record META tablet %d's location: %w", desc.TabletId, err))
+			continue
+		}
+		t.mu.Lock()
+		t.metaLocs[desc.TabletId] = loc
+		if first {
+			t.rootRows = max(t.rootRows, 1)
+		}
+		t.mu.Unlock()
 	}
-	loc := string(metadata.EncodeLocation(s.id, s.addr))
-	t.mu.Lock()
-	same := t.metaLoc == loc
-	t.mu.Unlock()
-	if same {
-		return nil
-	}
-	if err := t.writeMeta(ctx, []metaRow{{desc: metadata.MetaTablet(), serverID: s.id, addr: s.addr, create: true}}); err != nil {
-		return fmt.Errorf("record META location: %w", err)
-	}
-	t.mu.Lock()
-	t.metaLoc = loc
-	t.mu.Unlock()
-	return nil
+	return errors.Join(errs...)
 }
 
 // ensureAssigned loads an unassigned tablet and returns its server.
@@ -597,8 +656,8 @@ func (t *term) countsLocked() map[string]int {
 }
 
 // load sends LoadTablet to s for ti (with its recovered edits), records
-// the assignment in METADATA (user tablets; root and META are recorded by
-// their callers) and deletes the replayed edits. s.inFlight was raised by
+// the assignment in METADATA (user tablets; the root and META tablets are
+// recorded by ensureRoot and ensureMetas) and deletes the replayed edits. s.inFlight was raised by
 // pickServer; load lowers it.
 func (t *term) load(ctx context.Context, ti *tabletInfo, s *serverInfo, recordMeta bool) error {
 	t.mu.Lock()
@@ -712,7 +771,9 @@ func (t *term) assignAll(ctx context.Context) {
 }
 
 // balance moves tablets from the most to the least loaded servers until
-// their counts differ by at most one, MaxConcurrentMoves at a time.
+// their counts differ by at most one, MaxConcurrentMoves at a time. META
+// tablets move like user tablets (their new location is recorded in the
+// root tablet); the root tablet stays where it is.
 func (t *term) balance(ctx context.Context) {
 	t.mu.Lock()
 	if len(t.servers) < 2 {
@@ -742,7 +803,7 @@ func (t *term) balance(ctx context.Context) {
 		}
 		var cand *tabletInfo
 		for id, ti := range t.tablets {
-			if ti.server == hi.id && !ti.busy && !ti.held && !picked[id] && id != metadata.RootTabletID && id != metadata.MetaTabletID {
+			if ti.server == hi.id && !ti.busy && !ti.held && !picked[id] && id != metadata.RootTabletID {
 				if cand == nil || id < cand.desc.TabletId {
 					cand = ti
 				}

@@ -69,7 +69,9 @@
 //
 // Splits, CompactTablet and the tablets' own background compactions share
 // a semaphore of MaxConcurrentCompactions (tablet.Options.CompactionLimiter).
-// METADATA (table 0) never splits.
+// METADATA's root tablet never splits; its META tablets split like user
+// tablets past MetaSplitSize (or on SplitTablet), and their rows (the
+// intent and the commit) are in the root tablet.
 //
 // # Commit log and fencing
 //

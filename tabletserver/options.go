@@ -19,6 +19,7 @@ import (
 // Defaults for zero Options fields.
 const (
 	DefaultSplitSize                int64 = 256 << 20
+	DefaultMetaSplitSize            int64 = 128 << 20
 	DefaultMaxConcurrentCompactions       = 2
 )
 
@@ -47,6 +48,10 @@ type Options struct {
 	// SplitSize (bytes): a tablet whose SSTable plus memtable bytes exceed
 	// it is split. Default 256 MiB.
 	SplitSize int64
+	// MetaSplitSize (bytes) is SplitSize for METADATA's META tablets (the
+	// root tablet never splits); their splits are committed in the root
+	// tablet. Default 128 MiB.
+	MetaSplitSize int64
 	// MemtableSize (bytes) is passed to every tablet; default the tablet's.
 	MemtableSize int64
 	// MemtableBudget (bytes) bounds the memtables of all the server's
@@ -124,7 +129,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: FS is required", ErrInvalidOptions)
 	case o.Lock == nil:
 		return fmt.Errorf("%w: Lock is required", ErrInvalidOptions)
-	case o.SplitSize < 0, o.MemtableSize < 0, o.MemtableBudget < 0, o.JeopardyBound < 0, o.MaxConcurrentCompactions < 0:
+	case o.SplitSize < 0, o.MetaSplitSize < 0, o.MemtableSize < 0, o.MemtableBudget < 0, o.JeopardyBound < 0, o.MaxConcurrentCompactions < 0:
 		return fmt.Errorf("%w: negative size, bound or count", ErrInvalidOptions)
 	}
 	if o.ID != "" {
@@ -151,6 +156,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MemtableBudget == 0 {
 		c.MemtableBudget = DefaultMemtableBudget
+	}
+	if c.MetaSplitSize == 0 {
+		c.MetaSplitSize = DefaultMetaSplitSize
 	}
 	if c.Cache == nil {
 		c.Cache = sstable.NewCache(64 << 20)

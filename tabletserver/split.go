@@ -63,8 +63,10 @@ func (s *Server) split(ctx context.Context, e *entry, splitRow []byte) (left, ri
 		return nil, nil, fmt.Errorf("%w: splits are disabled on this server (no METADATA writer)", serr.ErrInvalidArgument)
 	}
 	parent := e.desc
-	if parent.GetTableId() == metadata.TableID {
-		return nil, nil, fmt.Errorf("%w: METADATA tablets do not split", serr.ErrInvalidArgument)
+	if parent.GetTableId() == metadata.TableID && !metadata.IsMeta(parent) {
+		// The root tablet never splits: /cellar/root names one tablet.
+		// META tablets split like user tablets, committed in the root.
+		return nil, nil, fmt.Errorf("%w: the root tablet does not split", serr.ErrInvalidArgument)
 	}
 	select {
 	case s.compactSem <- struct{}{}:
@@ -297,7 +299,8 @@ func (s *Server) recoverParent(e *entry, splitErr error) {
 	s.install(e, newEntry(e.desc, e.schema, e.fams, t, s.opts.Clock.Now()))
 }
 
-// splitLoop splits tablets that have grown past SplitSize, every
+// splitLoop splits tablets that have grown past SplitSize (META tablets:
+// MetaSplitSize), every
 // checkInterval and after flushes, and updates the rate counters.
 func (s *Server) splitLoop() {
 	for {
@@ -323,7 +326,14 @@ func (s *Server) checkSplits() {
 		if s.bgCtx.Err() != nil {
 			return
 		}
-		if e.desc.GetTableId() == metadata.TableID || e.inherited.Load() || e.state() != stateServing || e.size() <= s.opts.SplitSize {
+		limit := s.opts.SplitSize
+		if e.desc.GetTableId() == metadata.TableID {
+			if !metadata.IsMeta(e.desc) {
+				continue // the root tablet never splits
+			}
+			limit = s.opts.MetaSplitSize
+		}
+		if e.inherited.Load() || e.state() != stateServing || e.size() <= limit {
 			continue
 		}
 		if _, _, err := s.split(s.bgCtx, e, nil); err != nil && s.bgCtx.Err() == nil {

@@ -240,21 +240,44 @@ func TestSplit_ServerPicksRowAndRefusesBadRequests(t *testing.T) {
 	if len(have) != 20 {
 		t.Fatalf("read %d rows after the split, want 20", len(have))
 	}
-	// METADATA tablets never split.
-	meta := &datapb.TabletDescriptor{TableId: 0, TabletId: 2, StartRow: []byte("\xff"), Dir: "tables/0/tablets/2"}
+	// The root tablet never splits; a META tablet splits like a user
+	// tablet, and its split is committed by the left daughter's row in
+	// the root tablet (a METADATA key of table 0).
 	sch := testSchema()
 	sch.TableId = 0
-	if _, err := ts.cl.LoadTablet(e.ctx, &tabletpb.LoadTabletRequest{Master: e.seq, Tablet: meta, Schema: sch}); err != nil {
-		t.Fatal(err)
+	root := &datapb.TabletDescriptor{TableId: 0, TabletId: 1, EndRow: []byte("\x00\x00\x00\x00\x00\x00\x00\x01"), Dir: "tables/0/tablets/1"}
+	meta := &datapb.TabletDescriptor{TableId: 0, TabletId: 2, StartRow: root.EndRow, Dir: "tables/0/tablets/2"}
+	for _, d := range []*datapb.TabletDescriptor{root, meta} {
+		if _, err := ts.cl.LoadTablet(e.ctx, &tabletpb.LoadTabletRequest{Master: e.seq, Tablet: d, Schema: sch}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{TableId: 0, RowKey: []byte("\xff\x01"), Mutations: []*datapb.Mutation{set("cf", "q", 1, "v")}}); err != nil {
-		t.Fatal(err)
+	for _, row := range []string{"\x00\x00\x00\x00\x00\x00\x00\x00\x02", "\xff\x01", "\xff\x09"} {
+		if _, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{TableId: 0, RowKey: []byte(row), Mutations: []*datapb.Mutation{set("cf", "q", 1, "v")}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{TableId: 0, RowKey: []byte("\xff\x09"), Mutations: []*datapb.Mutation{set("cf", "q", 1, "v")}}); err != nil {
-		t.Fatal(err)
+	if _, err := split(1, "\x00\x00\x00\x00\x00\x00\x00\x00\x01", e.seq); !errors.Is(err, serr.ErrInvalidArgument) {
+		t.Fatalf("split of the root tablet = %v, want ErrInvalidArgument", err)
 	}
-	if _, err := split(2, "\xff\x05", e.seq); !errors.Is(err, serr.ErrInvalidArgument) {
-		t.Fatalf("split of a METADATA tablet = %v, want ErrInvalidArgument", err)
+	resp, err = split(2, "\xff\x05", e.seq)
+	if err != nil {
+		t.Fatalf("split of a META tablet: %v", err)
+	}
+	if string(resp.Left.EndRow) != "\xff\x05" || resp.Left.TableId != 0 || resp.Right.TabletId != 2 {
+		t.Fatalf("META split: left %v right %v", resp.Left, resp.Right)
+	}
+	leftRow := metadata.RowKey(0, []byte("\xff\x05"))
+	if !metadata.InRoot(leftRow) {
+		t.Fatalf("a META tablet's row %x is not in the root tablet's range", leftRow)
+	}
+	if _, ok := e.meta.lastSet(leftRow, metadata.QualTablet); !ok {
+		t.Fatalf("the META split was not committed to the left daughter's row %x", leftRow)
+	}
+	for _, row := range []string{"\xff\x01", "\xff\x09"} { // one in each daughter
+		if _, err := ts.cl.MutateRow(e.ctx, &tabletpb.MutateRowRequest{TableId: 0, RowKey: []byte(row), Mutations: []*datapb.Mutation{set("cf", "q", 2, "w")}}); err != nil {
+			t.Fatalf("write %q after the META split: %v", row, err)
+		}
 	}
 }
 

@@ -127,7 +127,7 @@ Every flag falls back to the environment variable named in its help.`,
 // tabletServerCmd runs a tablet server.
 func tabletServerCmd() *cobra.Command {
 	var listen, advertise, cluster string
-	var splitSize, cacheSize, memtableSize, memtableBudget int64
+	var splitSize, metaSplitSize, cacheSize, memtableSize, memtableBudget int64
 	var lease time.Duration
 	var fsf fsFlags
 	cmd := &cobra.Command{
@@ -168,7 +168,7 @@ Every flag falls back to the environment variable named in its help.`,
 			mc := metaclient.New(lc)
 			defer mc.Close()
 			ts, err := tabletserver.New(ctx, tabletserver.Options{Addr: addr, FS: fs, Lock: lc, Meta: mc, Master: mc,
-				SplitSize: splitSize, MemtableSize: memtableSize, MemtableBudget: memtableBudget, Cache: sstable.NewCache(cacheSize), Logger: slog.Default()})
+				SplitSize: splitSize, MetaSplitSize: metaSplitSize, MemtableSize: memtableSize, MemtableBudget: memtableBudget, Cache: sstable.NewCache(cacheSize), Logger: slog.Default()})
 			if err != nil {
 				return err
 			}
@@ -201,12 +201,13 @@ Every flag falls back to the environment variable named in its help.`,
 	f.StringVar(&advertise, "advertise", "", "address clients and the master dial, published in the lock service (default the bound address)")
 	f.StringVar(&cluster, "cluster", "127.0.0.1:7070", "lock-service replicas' gRPC addresses, comma-separated")
 	f.Int64Var(&splitSize, "split-size", tabletserver.DefaultSplitSize, "split a tablet past this many bytes")
+	f.Int64Var(&metaSplitSize, "meta-split-size", tabletserver.DefaultMetaSplitSize, "split a METADATA tablet (not the root) past this many bytes")
 	f.Int64Var(&memtableSize, "memtable-size", 0, "bytes of a tablet's memtable before it is flushed; 0 = the tablet's default")
 	f.Int64Var(&memtableBudget, "memtable-budget", tabletserver.DefaultMemtableBudget, "bytes of all tablets' memtables together: past 90% the largest are flushed, at it user writes wait for the flushes")
 	f.Int64Var(&cacheSize, "cache-size", 256<<20, "block cache bytes, shared by every tablet")
 	f.DurationVar(&lease, "lease", 0, "lock-service session lease: the server stops serving after half of it without the lock service, and its tablets move about this long after it died; 0 = the lock service's default")
 	envFlags(f, map[string]string{"listen": "TABLETSERVER_LISTEN", "advertise": "TABLETSERVER_ADVERTISE", "cluster": "CLUSTER",
-		"split-size": "SPLIT_SIZE", "memtable-size": "MEMTABLE_SIZE", "memtable-budget": "MEMTABLE_BUDGET", "cache-size": "CACHE_SIZE", "lease": "TABLETSERVER_LEASE"})
+		"split-size": "SPLIT_SIZE", "meta-split-size": "META_SPLIT_SIZE", "memtable-size": "MEMTABLE_SIZE", "memtable-budget": "MEMTABLE_BUDGET", "cache-size": "CACHE_SIZE", "lease": "TABLETSERVER_LEASE"})
 	fsf.register(cmd)
 	return cmd
 }

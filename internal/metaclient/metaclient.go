@@ -5,7 +5,6 @@
 package metaclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +69,9 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 }
 
 // locate returns the address of the server of the METADATA tablet that
-// holds key.
+// holds key: the root tablet for the rows of METADATA's own tablets, else
+// the META tablet whose root row is the first one ending after key
+// (metadata.FindMetaRow; METADATA splits, docs/serving.md).
 func (c *Client) locate(ctx context.Context, key []byte) (string, error) {
 	n, found, err := c.lc.Get(ctx, rootPath)
 	if err != nil {
@@ -83,20 +84,21 @@ func (c *Client) locate(ctx context.Context, key []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if bytes.Compare(key, metadata.TableEnd(metadata.TableID)) < 0 {
+	if metadata.InRoot(key) {
 		return rootAddr, nil
 	}
 	cc, err := c.conn(rootAddr)
 	if err != nil {
 		return "", err
 	}
-	metaKey := metadata.RowKey(metadata.TableID, nil)
 	stream, err := tabletpb.NewTabletServerClient(cc).ReadRows(ctx, &tabletpb.ReadRowsRequest{
-		TableId: metadata.TableID, Rows: &datapb.RowSet{RowKeys: [][]byte{metaKey}}})
+		TableId: metadata.TableID, RowsLimit: 1,
+		Rows: &datapb.RowSet{RowRanges: []*datapb.RowRange{{
+			StartKey: metadata.SearchKey(metadata.TableID, key), EndKey: metadata.TableEnd(metadata.TableID)}}}})
 	if err != nil {
 		return "", serr.Wire.FromStatus(err)
 	}
-	var loc []byte
+	var rows []metadata.Row
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -106,15 +108,25 @@ func (c *Client) locate(ctx context.Context, key []byte) (string, error) {
 			return "", serr.Wire.FromStatus(err)
 		}
 		for _, r := range resp.Rows {
+			row := metadata.Row{Key: r.Key, Cells: map[string][]byte{}}
 			for _, cell := range r.Cells {
-				if cell.Family == metadata.Family && string(cell.Qualifier) == metadata.QualLocation {
-					loc = cell.Value
+				if cell.Family == metadata.Family {
+					row.Cells[string(cell.Qualifier)] = cell.Value
 				}
 			}
+			rows = append(rows, row)
 		}
 	}
+	row, err := metadata.FindMetaRow(rows, key)
+	if errors.Is(err, metadata.ErrNoMetaTablet) {
+		return "", fmt.Errorf("%w: %w", serr.ErrUnavailable, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	loc := row.Cells[metadata.QualLocation]
 	if len(loc) == 0 {
-		return "", fmt.Errorf("%w: the META tablet has no location yet", serr.ErrUnavailable)
+		return "", fmt.Errorf("%w: the META tablet of row %x has no location yet", serr.ErrUnavailable, row.Key)
 	}
 	_, addr, err := metadata.DecodeLocation(loc)
 	return addr, err

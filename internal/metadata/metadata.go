@@ -145,13 +145,61 @@ func DecodeLocation(b []byte) (serverID, addr string, err error) {
 	return string(b[:i]), string(b[i+1:]), nil
 }
 
-// The two tablets of METADATA (docs/serving.md): the root tablet holds the
-// rows of METADATA's own tablets and never splits; the META tablet holds
-// the rows of every user tablet.
+// METADATA's first two tablets (docs/serving.md): the root tablet holds the
+// rows of METADATA's own tablets and never splits; the META tablets hold
+// the rows of every user tablet. METADATA starts with one META tablet,
+// MetaTabletID; it splits like a user tablet (the right daughter keeps
+// the id), so later META tablets have ids from the tablet id counter.
 const (
 	RootTabletID uint64 = 1
 	MetaTabletID uint64 = 2
 )
+
+// InRoot reports whether METADATA row key is one of the root tablet's:
+// the row of a METADATA tablet rather than of a user tablet.
+func InRoot(key []byte) bool { return bytes.Compare(key, TableEnd(TableID)) < 0 }
+
+// IsMeta reports whether d is one of METADATA's META tablets (table 0,
+// not the root).
+func IsMeta(d *datapb.TabletDescriptor) bool {
+	return d.GetTableId() == TableID && d.GetTabletId() != RootTabletID
+}
+
+// ErrNoMetaTablet is returned by FindMetaRow when no row of the root
+// tablet covers the key (the root is empty, or was read too short).
+var ErrNoMetaTablet = errors.New("cellar/metadata: no META tablet holds the key")
+
+// Row is one METADATA row: its key and its info cells by qualifier.
+type Row struct {
+	Key   []byte
+	Cells map[string][]byte
+}
+
+// FindMetaRow returns, among rows of the root tablet sorted by key (a
+// read from SearchKey(TableID, key) on, say), the row of the META tablet
+// holding key: the first whose end row is greater than key (end rows are
+// exclusive), the unbounded last one included. key must be a user
+// tablet's METADATA row (not InRoot). Errors: ErrCorrupt for a row key
+// that does not parse or is not METADATA's, ErrNoMetaTablet when no row
+// holds key.
+func FindMetaRow(rows []Row, key []byte) (Row, error) {
+	if InRoot(key) {
+		return Row{}, fmt.Errorf("%w: key %x is the root tablet's", ErrNoMetaTablet, key)
+	}
+	for _, r := range rows {
+		table, end, err := ParseRowKey(r.Key)
+		if err != nil {
+			return Row{}, err
+		}
+		if table != TableID {
+			return Row{}, fmt.Errorf("%w: row %x of table %d in the root tablet", ErrCorrupt, r.Key, table)
+		}
+		if end == nil || bytes.Compare(end, key) > 0 {
+			return r, nil
+		}
+	}
+	return Row{}, fmt.Errorf("%w: %x", ErrNoMetaTablet, key)
+}
 
 // Schema is METADATA's schema: one family keeping the latest version.
 func Schema() *datapb.TableSchema {

@@ -53,6 +53,9 @@ type Options struct {
 	MemFS bool
 	// SplitSize of the tablet servers; default theirs.
 	SplitSize int64
+	// MetaSplitSize of the tablet servers (METADATA's META tablets);
+	// default theirs.
+	MetaSplitSize int64
 	// MemtableSize of the tablets; default 4 MiB.
 	MemtableSize int64
 	// MasterHooks are given to every master.
@@ -245,7 +248,7 @@ func (c *Cluster) AddServer() *Server {
 	s.lc = lc
 	s.meta = metaclient.New(lc)
 	ts, err := tabletserver.New(ctx, tabletserver.Options{Addr: s.Addr, FS: s.fs, Lock: lc, Meta: s.meta, Master: s.meta,
-		SplitSize: c.opts.SplitSize, MemtableSize: c.opts.MemtableSize, Hooks: c.opts.ServerHooks, Logger: c.log.With("server", s.Addr)})
+		SplitSize: c.opts.SplitSize, MetaSplitSize: c.opts.MetaSplitSize, MemtableSize: c.opts.MemtableSize, Hooks: c.opts.ServerHooks, Logger: c.log.With("server", s.Addr)})
 	if err != nil {
 		c.tb.Fatalf("tablet server: %v", err)
 	}
@@ -261,6 +264,9 @@ func (c *Cluster) AddServer() *Server {
 	c.mu.Unlock()
 	return s
 }
+
+// Killed reports whether the server was killed (or the cluster closed).
+func (s *Server) Killed() bool { return s.killed }
 
 // KillServer kills tablet server i abruptly (see the package doc).
 func (c *Cluster) KillServer(i int) {
