@@ -277,11 +277,12 @@ func (s *Server) markCorrupt(h uint64, err error) {
 	if !s.store.remove(h) {
 		return
 	}
-	s.corruptFound.Add(1)
 	s.log.Warn("corrupt replica dropped", "chunk", fmt.Sprintf("%x", h), "err", err)
 	s.corrMu.Lock()
 	s.corrupt = append(s.corrupt, h)
 	s.corrMu.Unlock()
+	// Counted once queued: whoever sees the count sees the report.
+	s.corruptFound.Add(1)
 	s.kickHeartbeat()
 }
 
