@@ -43,10 +43,8 @@ func (t *Tablet) Stats() Stats {
 		LastSeq:            t.mu.nextSeq - 1,
 		FlushedSeq:         t.FlushedSeq(),
 	}
-	s.MemtableBytes = t.mu.mem.m.Size()
-	for _, m := range t.mu.imm {
-		s.MemtableBytes += m.m.Size()
-	}
+	active, imm := t.memtableSizesLocked()
+	s.MemtableBytes = active + imm
 	for _, f := range t.lim.families {
 		fs := FamilyStats{Name: f}
 		for _, fm := range t.mu.man.families[f] {
@@ -66,15 +64,18 @@ func (t *Tablet) Stats() Stats {
 func (t *Tablet) MemtableBytes() (active, total int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.mu.mem == nil {
-		return 0, 0
-	}
-	active = t.mu.mem.m.Size() + t.mu.mem.inflight.Load()
-	total = active
+	active, imm := t.memtableSizesLocked()
+	active += t.mu.mem.inflight.Load()
+	return active, active + imm
+}
+
+// memtableSizesLocked returns the arena bytes of the active memtable and
+// of the immutable ones together.
+func (t *Tablet) memtableSizesLocked() (active, imm int64) {
 	for _, m := range t.mu.imm {
-		total += m.m.Size()
+		imm += m.m.Size()
 	}
-	return active, total
+	return t.mu.mem.m.Size(), imm
 }
 
 // LiveFiles lists the SSTables the tablet's manifest references, including

@@ -79,14 +79,14 @@ func fill(t *testing.T, ctx context.Context, ts *tserver, prefix string, n int) 
 
 func (ts *tserver) flushes(t *testing.T, tablet uint64) uint64 {
 	t.Helper()
-	e := ts.s.snapshotByID(tablet)
+	e := ts.s.entryByID(tablet)
 	if e == nil {
 		t.Fatalf("tablet %d not served", tablet)
 	}
 	return e.t.Stats().Flushes
 }
 
-func (s *Server) snapshotByID(id uint64) *entry {
+func (s *Server) entryByID(id uint64) *entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.mu.byID[id]
