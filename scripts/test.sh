@@ -24,7 +24,29 @@ if ls proto/*/ >/dev/null 2>&1 && find proto -name '*.proto' | grep -q .; then
 fi
 
 echo "== go test $race $short"
-go test $race $short -timeout 20m ./...
+# The output is kept so that, when a test fails, the data races it reports
+# are summarized at the very end: a CI log that shows only its tail then
+# still names the two racing accesses (the race detector prints them first
+# and the goroutines' creation stacks, which say little, last).
+testout=$(mktemp)
+set +e
+go test $race $short -timeout 20m ./... 2>&1 | tee "$testout"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" != 0 ]; then
+  if grep -q 'WARNING: DATA RACE' "$testout"; then
+    echo "== data races reported above, in short (each access with its first frames):"
+    awk '/WARNING: DATA RACE/{on=1; print "--"; next}
+         on && /^(Write|Read|Previous write|Previous read) at/{acc=1; k=0; print; next}
+         on && /^Goroutine .* created at/{acc=0; next}
+         on && /^==================/{on=0; next}
+         on && acc && /^  [^ ]/ && k < 6 {k++; print; file=1; next}
+         on && acc && file && /^      [^ ]/ {print; file=0}' "$testout"
+  fi
+  rm -f "$testout"
+  exit 1
+fi
+rm -f "$testout"
 
 echo "== fuzz ($FUZZTIME per target)"
 while IFS= read -r line; do
