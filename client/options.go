@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -102,6 +103,20 @@ func (d Durability) String() string {
 		return "skiplog"
 	}
 	return "durability(?)"
+}
+
+// ParseDurability parses a durability's name as String prints it ("sync",
+// "async", "skiplog"; "skip-log" too), for flags and configuration.
+func ParseDurability(s string) (Durability, error) {
+	switch s {
+	case "sync":
+		return Sync, nil
+	case "async":
+		return Async, nil
+	case "skiplog", "skip-log":
+		return SkipLog, nil
+	}
+	return Sync, fmt.Errorf("%w: durability %q: want sync, async or skiplog", ErrInvalidArgument, s)
 }
 
 func (d Durability) proto() datapb.Durability {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"cellar/bench/ycsb"
+	"cellar/client"
 	"cellar/internal/procs"
 )
 
@@ -46,9 +47,15 @@ func main() {
 	flag.StringVar(&cellarAddr, "cellar-addr", "", "comma-separated lock-service addresses of a running Cellar cluster (empty: an in-process cluster with one tablet server)")
 	noCellar := flag.Bool("no-cellar", false, "run only the emulator")
 	noEmulator := flag.Bool("no-emulator", false, "run only Cellar (no ratios; for profiling Cellar alone)")
+	durability := flag.String("durability", "sync", "durability of Cellar's writes: sync (acknowledged once the commit log is synced on every replica; the issue's comparison), async or skiplog")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client and an in-process Cellar cluster; not the emulator's child) to this file")
 	memProfile := flag.String("memprofile", "", "write a heap profile of this process (allocations since start: go tool pprof -sample_index=alloc_space) to this file at the end")
 	flag.Parse()
+	dur, err := client.ParseDurability(*durability)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
+		os.Exit(2)
+	}
 	if *memProfile != "" {
 		defer func() {
 			if err := writeHeapProfile(*memProfile); err != nil {
@@ -76,7 +83,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bigtable-ycsb: --no-cellar and --no-emulator leave nothing to run")
 		os.Exit(2)
 	}
-	if err := run(ctx, cfg, cellarAddr, *noCellar, *noEmulator); err != nil {
+	if err := run(ctx, cfg, cellarAddr, dur, *noCellar, *noEmulator); err != nil {
 		fmt.Fprintln(os.Stderr, "bigtable-ycsb:", err)
 		stop()
 		pprof.StopCPUProfile()
@@ -96,7 +103,7 @@ func writeHeapProfile(name string) error {
 	return f.Close()
 }
 
-func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar, noEmulator bool) (err error) {
+func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, dur client.Durability, noCellar, noEmulator bool) (err error) {
 	// Cellar first, so the ratios read Cellar / emulator.
 	var systems []ycsb.System
 	defer func() {
@@ -107,16 +114,16 @@ func run(ctx context.Context, cfg ycsb.Config, cellarAddr string, noCellar, noEm
 	if !noCellar {
 		addrs := splitAddrs(cellarAddr)
 		if len(addrs) == 0 {
-			fmt.Println("cellar: starting an in-process cluster (lock service, dfs with 3 chunkservers on local disk, 1 master, 1 tablet server); writes use sync durability")
+			fmt.Printf("cellar: starting an in-process cluster (lock service, dfs with 3 chunkservers on local disk, 1 master, 1 tablet server); writes use %s durability\n", dur)
 			// The servers run in this process: during Cellar's phases it
 			// has the GOMAXPROCS floor their own processes would have
 			// (cellar/internal/procs); during the emulator's, the default.
 			n, restore := procs.Raise()
 			restore()
 			fmt.Printf("GOMAXPROCS: %d during Cellar's phases, %d during the emulator's and in its server's child process\n", n, runtime.GOMAXPROCS(0))
-			systems = append(systems, raisedProcs{ycsb.NewCellarSystem(addrs)})
+			systems = append(systems, raisedProcs{ycsb.NewCellarSystem(addrs, dur)})
 		} else {
-			systems = append(systems, ycsb.NewCellarSystem(addrs))
+			systems = append(systems, ycsb.NewCellarSystem(addrs, dur))
 		}
 	} else {
 		fmt.Println("note: --no-cellar: only the emulator runs")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cellar/bench/ycsb"
+	"cellar/client"
 )
 
 // TestMain lets the test binary serve as the emulator's process, as the
@@ -96,7 +97,7 @@ func TestEmulator_ReadOfMissingRowIsErrNotFound(t *testing.T) {
 }
 
 func TestRun_BothSystemsSideBySide(t *testing.T) {
-	if err := run(context.Background(), ycsb.Config{RecordCount: 50, OpCount: 50, Threads: 2, Seed: 1}, "", false, false); err != nil {
+	if err := run(context.Background(), ycsb.Config{RecordCount: 50, OpCount: 50, Threads: 2, Seed: 1}, "", client.Sync, false, false); err != nil {
 		t.Errorf("run: %v", err)
 	}
 }
@@ -104,7 +105,7 @@ func TestRun_BothSystemsSideBySide(t *testing.T) {
 func TestRun_UnreachableCellarFailsAndStopsEmulator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := run(ctx, ycsb.Config{RecordCount: 10, OpCount: 10, Threads: 1, Seed: 1}, "127.0.0.1:1", false, false); err == nil {
+	if err := run(ctx, ycsb.Config{RecordCount: 10, OpCount: 10, Threads: 1, Seed: 1}, "127.0.0.1:1", client.Sync, false, false); err == nil {
 		t.Errorf("run with an unreachable --cellar-addr succeeded")
 	}
 }

@@ -23,15 +23,16 @@ const (
 // service listens on lockAddrs; with no addresses it starts an in-process
 // cluster (lock service, dfs with three chunkservers on local disk, one
 // master, one tablet server) under os.TempDir and stops it on Close.
-// Writes use sync durability: acknowledged after the commit log is synced
-// on every dfs replica.
-func NewCellarSystem(lockAddrs []string) System {
-	return &cellarSystem{addrs: lockAddrs}
+// Writes use durability d: with client.Sync (YCSB's runs here) a write is
+// acknowledged after the commit log is synced on every dfs replica.
+func NewCellarSystem(lockAddrs []string, d client.Durability) System {
+	return &cellarSystem{addrs: lockAddrs, durability: d}
 }
 
 type cellarSystem struct {
-	addrs []string
-	st    *testcluster.Standalone
+	addrs      []string
+	durability client.Durability
+	st         *testcluster.Standalone
 }
 
 func (s *cellarSystem) Name() string { return "cellar" }
@@ -60,7 +61,7 @@ func (s *cellarSystem) Open(ctx context.Context) (DB, error) {
 		cl.Close()
 		return nil, fmt.Errorf("create %s: %w", CellarTable, err)
 	}
-	return &cellarDB{cl: cl, tbl: cl.Open(CellarTable)}, nil
+	return &cellarDB{cl: cl, tbl: cl.Open(CellarTable), apply: client.WithDurability(s.durability)}, nil
 }
 
 // CPUTime implements CPUMeter for the in-process cluster, which runs in
@@ -81,8 +82,9 @@ func (s *cellarSystem) Close() error {
 }
 
 type cellarDB struct {
-	cl  *client.Client
-	tbl *client.Table
+	cl    *client.Client
+	tbl   *client.Table
+	apply client.ApplyOption
 }
 
 func (d *cellarDB) Name() string { return "cellar" }
@@ -103,7 +105,7 @@ func (d *cellarDB) write(ctx context.Context, key string, fields map[string][]by
 	for f, v := range fields {
 		m.Set(CellarFamily, f, client.ServerTime, v)
 	}
-	return d.tbl.Apply(ctx, key, m)
+	return d.tbl.Apply(ctx, key, m, d.apply)
 }
 
 func (d *cellarDB) Update(ctx context.Context, key string, fields map[string][]byte) error {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"cellar/client"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -320,7 +322,7 @@ func TestCellarSystem_AllWorkloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an in-process cluster; skipped with -short")
 	}
-	s := NewCellarSystem(nil)
+	s := NewCellarSystem(nil, client.Sync)
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"cellar/bench/ycsb"
+	"cellar/client"
 )
 
 // benchYCSBCmd is `cellar bench ycsb`: the YCSB core workloads A-F against
@@ -17,13 +18,17 @@ import (
 // (cd bench/bigtable && go run .).
 func benchYCSBCmd() *cobra.Command {
 	var cfg ycsb.Config
-	var cluster, cpuProfile string
+	var cluster, cpuProfile, durability string
 	cmd := &cobra.Command{
 		Use:   "ycsb",
 		Short: "YCSB core workloads A-F: ops/s and p50/p99/p999 latency per operation",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			d, err := client.ParseDurability(durability)
+			if err != nil {
 				return err
 			}
 			if cpuProfile != "" {
@@ -37,7 +42,7 @@ func benchYCSBCmd() *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			sys := ycsb.NewCellarSystem(splitList(cluster))
+			sys := ycsb.NewCellarSystem(splitList(cluster), d)
 			defer func() { err = errors.Join(err, sys.Close()) }()
 			rs, err := ycsb.RunAll(cmd.Context(), []ycsb.System{sys}, cfg, cmd.OutOrStdout())
 			if err != nil {
@@ -54,6 +59,7 @@ func benchYCSBCmd() *cobra.Command {
 	f.Int64Var(&cfg.OpCount, "ops", 0, "operations per workload (0: run for --duration)")
 	f.IntVar(&cfg.Threads, "threads", 16, "client goroutines")
 	f.StringVar(&cfg.Workloads, "workloads", "A,B,C,D,E,F", "workloads to run, in order")
+	f.StringVar(&durability, "durability", "sync", "durability of the writes: sync (acknowledged once the commit log is synced on every replica), async or skiplog")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and in-process cluster) to this file")
 	f.Int64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock; printed)")
 	return cmd
