@@ -21,7 +21,10 @@
 // Every call runs within its ctx; a ctx without a deadline gets 60s
 // (WithDefaultCallTimeout). Transient failures (UNAVAILABLE, including
 // NOT_SERVING, and broken connections) are retried with jittered
-// exponential backoff (WithRetryBackoff). Writes are retried only when that
+// exponential backoff (WithRetryBackoff); after NOT_SERVING, a call that
+// finds the tablet at another server in METADATA retries there at once (a
+// few times in a row at most), so that a tablet move does not look longer
+// than it is. Writes are retried only when that
 // is safe: a NOT_SERVING refusal is guaranteed to come before anything was
 // applied, so it is always retried, and so is a write that was not sent
 // because its server's connection was refused (the server is down); after

@@ -141,6 +141,25 @@ var errRetryLocate = errors.New("cellar/client: location not available yet")
 // locate returns the tablet of table holding row (row "": the first
 // tablet), from the cache or METADATA, retrying transient failures with
 // backoff until ctx ends.
+// maxQuickRelocations bounds how many times in a row one call retries at
+// once, without a backoff, after NOT_SERVING (see relocated): enough for a
+// tablet that moved, split or merged, not a busy loop between servers that
+// disagree about who serves a row.
+const maxQuickRelocations = 3
+
+// relocated drops a location a server refused with NOT_SERVING and looks
+// the row up again. It reports whether the row now lives at another server
+// (the tablet moved and METADATA already says where): the caller may then
+// retry there at once instead of after a backoff, which would only add to
+// the time the move looks unavailable. When METADATA still names the
+// refusing server (the new assignment not yet recorded), or the lookup
+// fails, the caller backs off as usual.
+func (c *Client) relocated(ctx context.Context, refused *tabletLoc, row []byte) bool {
+	c.cache.invalidate(refused)
+	l, err := c.locate(ctx, refused.table, row)
+	return err == nil && l.addr != refused.addr
+}
+
 func (c *Client) locate(ctx context.Context, table uint64, row []byte) (*tabletLoc, error) {
 	b := c.newBackoff()
 	for {

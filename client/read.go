@@ -62,6 +62,7 @@ type rowReader struct {
 
 func (r *rowReader) run(ctx context.Context) error {
 	var last error
+	quick := 0 // retries without a backoff after a tablet moved
 	for len(r.pending) > 0 && !r.done {
 		id, err := r.t.c.tableID(ctx, r.t.name)
 		if err != nil {
@@ -79,10 +80,12 @@ func (r *rowReader) run(ctx context.Context) error {
 			r.pending = next
 			r.b = r.t.c.newBackoff()
 			last = nil
+			quick = 0
 			continue
 		}
+		notServing := isNotServing(err)
 		switch {
-		case isNotServing(err), isUnavailable(err):
+		case notServing, isUnavailable(err):
 			r.t.c.log.Debug("read interrupted; relocating", "table", r.t.name, "tablet", loc.tablet, "addr", loc.addr, "err", err)
 			r.t.c.cache.invalidate(loc)
 		case errors.Is(err, ErrTableNotFound):
@@ -93,6 +96,10 @@ func (r *rowReader) run(ctx context.Context) error {
 		}
 		last = err
 		r.pending = after(r.pending, r.lastKey)
+		if notServing && quick < maxQuickRelocations && len(r.pending) > 0 && r.t.c.relocated(ctx, loc, r.pending[0].start) {
+			quick++
+			continue
+		}
 		if werr := r.b.wait(ctx); werr != nil {
 			return r.t.giveUp(ctx, "read rows", werr, last)
 		}

@@ -29,6 +29,7 @@ func (t *Table) rowOp(ctx context.Context, row []byte, idempotent bool, what str
 	defer cancel()
 	b := t.c.newBackoff()
 	var last error
+	quick := 0 // retries without a backoff after the tablet moved
 	for {
 		id, err := t.c.tableID(ctx, t.name)
 		if err != nil {
@@ -63,7 +64,12 @@ func (t *Table) rowOp(ctx context.Context, row []byte, idempotent bool, what str
 			t.c.log.Debug("unreachable; relocating", "table", t.name, "addr", loc.addr)
 		case isNotServing(err):
 			t.c.log.Debug("not serving; relocating", "table", t.name, "tablet", loc.tablet, "addr", loc.addr, "err", err)
-			t.c.cache.invalidate(loc)
+			if quick < maxQuickRelocations && t.c.relocated(ctx, loc, row) {
+				quick++
+				last = err
+				continue
+			}
+			t.c.cache.invalidate(loc) // (again, if relocated ran: a no-op)
 		case isUnavailable(err):
 			t.c.cache.invalidate(loc)
 			if !idempotent {

@@ -2,8 +2,10 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -469,5 +471,51 @@ func TestNonIdempotentWriteSkipsDownServer(t *testing.T) {
 	}
 	if n := e.servers[2].callCount("MutateRow"); n != 1 {
 		t.Errorf("new server MutateRow calls = %d, want 1", n)
+	}
+}
+
+// After NOT_SERVING, a client that finds the tablet at another server in
+// METADATA retries there at once, not after a backoff: a move must not look
+// longer to the client than it is. The client's backoff here is an hour, so
+// a wait would end the call at its deadline instead.
+func TestNotServingRetriesAtOnceAfterMove(t *testing.T) {
+	e := newTestEnv(t, 3)
+	e.addTable("t", 7, []string{"m"}, []int{1, 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, e.lockc.Addrs(), WithLogger(slog.New(slog.DiscardHandler)), WithRetryBackoff(time.Hour, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tbl := c.Open("t")
+	for _, row := range []string{"a", "x"} {
+		m := NewMutation()
+		m.Set("cf", "q", 5, []byte("v1"))
+		if err := tbl.Apply(ctx, row, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both tablets move; the cached locations are stale for a scan.
+	e.move(7, 100, nil, []byte("m"), 1, 2)
+	e.move(7, 101, []byte("m"), nil, 1, 0)
+	var rows []string
+	if err := tbl.ReadRows(ctx, InfiniteRange(""), func(r Row) bool { rows = append(rows, r.Key()); return true }); err != nil {
+		t.Fatalf("ReadRows after a move: %v", err)
+	}
+	if fmt.Sprint(rows) != "[a x]" {
+		t.Errorf("ReadRows after a move = %v, want [a x]", rows)
+	}
+	// And back again, stale for a write with a server timestamp (retried
+	// because NOT_SERVING says it was not applied).
+	e.move(7, 100, nil, []byte("m"), 2, 1)
+	e.move(7, 101, []byte("m"), nil, 0, 1)
+	m := NewMutation()
+	m.Set("cf", "q", ServerTime, []byte("v2"))
+	if err := tbl.Apply(ctx, "x", m); err != nil {
+		t.Fatalf("Apply after a move: %v", err)
+	}
+	if n := e.servers[0].callCount("MutateRow"); n != 1 {
+		t.Errorf("server 0 MutateRow calls = %d, want 1 (refused)", n)
 	}
 }
