@@ -89,9 +89,13 @@ func (m *Master) mergeTablets(ctx context.Context, req *masterpb.MergeTabletsReq
 		t.mu.Unlock()
 		return nil, fmt.Errorf("%w: the right neighbour of the tablet holding %q is not known right now; retry", serr.ErrUnavailable, req.Row)
 	case left.busy || right.busy || left.held || right.held || t.servers[left.server] == nil || t.servers[right.server] == nil:
+		// The ids are read under mu: a tablet that is not busy may get a
+		// new descriptor from the reconcile loop (mergeScanLocked,
+		// refreshStatuses) as soon as mu is released.
+		lid, rid := left.desc.TabletId, right.desc.TabletId
 		t.mu.Unlock()
 		return nil, fmt.Errorf("%w: tablets %d and %d are not both served and idle right now (moving, splitting or recovering); retry",
-			serr.ErrUnavailable, left.desc.TabletId, right.desc.TabletId)
+			serr.ErrUnavailable, lid, rid)
 	}
 	left.busy, right.busy = true, true
 	ldesc, rdesc := cloneDesc(left.desc), cloneDesc(right.desc)
@@ -159,10 +163,11 @@ func (m *Master) mergeTablets(ctx context.Context, req *masterpb.MergeTabletsReq
 	// 2. Unload both (each flushes).
 	for _, u := range []struct {
 		ti  *tabletInfo
+		id  uint64 // from the copy taken under mu: ti.desc is mu's
 		srv serverInfo
-	}{{left, lsrv}, {right, rsrv}} {
-		if err := t.unloadSync(ctx, u.srv.addr, u.ti.desc.TabletId); err != nil {
-			return nil, abort(fmt.Errorf("%w: unload tablet %d: %w", serr.ErrUnavailable, u.ti.desc.TabletId, err))
+	}{{left, ldesc.TabletId, lsrv}, {right, rdesc.TabletId, rsrv}} {
+		if err := t.unloadSync(ctx, u.srv.addr, u.id); err != nil {
+			return nil, abort(fmt.Errorf("%w: unload tablet %d: %w", serr.ErrUnavailable, u.id, err))
 		}
 		t.mu.Lock()
 		u.ti.server = ""
