@@ -172,3 +172,53 @@ func TestLogFailure_ServerGivesUpTabletsAndLockNode(t *testing.T) {
 		return err == nil && !found
 	})
 }
+
+// A server whose session is lost drops its tablets without flushing them:
+// their writes now live only in its commit log, which the master splits.
+// The log releaser, which deletes files whose tablets have all flushed or
+// left, must not take the dropped tablets for ones that left and delete
+// the log under the master's recovery (acknowledged writes were lost that
+// way when a paused server's session expired).
+func TestFencing_SessionLostKeepsCommitLog(t *testing.T) {
+	e := newEnv(t)
+	part := locktest.NewPartition()
+	ts := e.startServer(lock.ClientOptions{Lease: time.Second, Dialer: part.Dial}, func(o *Options) { o.walMaxFileSize = 1 << 10 })
+	d := e.newTablet("", "")
+	e.load(ts, d)
+	const n = 40
+	for i := range n {
+		if err := ts.mutate(e.ctx, fmt.Sprintf("r%03d", i), set("cf", "q", 1, fmt.Sprintf("value-%03d-%0100d", i, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	countLogged := func() int {
+		got := 0
+		if _, err := wal.Replay(e.ctx, e.fs, logDir(ts.s.ID()), nil, func(en wal.Entry) error {
+			if en.Tablet == d.TabletId {
+				got++
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("replay the commit log: %v", err)
+		}
+		return got
+	}
+	if got := countLogged(); got < n {
+		t.Fatalf("before the loss the log holds %d entries of the tablet, want at least %d", got, n)
+	}
+	part.Cut()
+	select {
+	case <-ts.lock.Lost():
+	case <-e.ctx.Done():
+		t.Fatal("session never lost")
+	}
+	e.eventually("tablets closed after the loss", func() bool {
+		st, err := ts.cl.ServerStatus(e.ctx, &tabletpb.ServerStatusRequest{})
+		return err == nil && !st.Serving && len(st.Tablets) == 0
+	})
+	// The releaser runs every 100 ms here; give it several rounds.
+	time.Sleep(time.Second)
+	if got := countLogged(); got < n {
+		t.Fatalf("after the session loss the log holds %d entries of the dropped tablet, want %d: the server deleted log files the master needs", got, n)
+	}
+}

@@ -551,7 +551,10 @@ func (s *Server) onLost() {
 }
 
 // releaseLoop deletes commit-log files whose entries every tablet has
-// flushed (or that belong to tablets no longer here).
+// flushed (or that belong to tablets unloaded from here, which flush
+// first). A server that has stopped serving deletes nothing: killTablets
+// drops its tablets without flushing them, and the master's recovery reads
+// every file of the log.
 func (s *Server) releaseLoop() {
 	for {
 		select {
@@ -567,6 +570,14 @@ func (s *Server) releaseLog() {
 	names, err := s.wal.Release(func(f wal.FileInfo) bool {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
+		// stop stores runStopped under mu before killTablets removes a
+		// tablet, so a tablet missing from byID while the server still
+		// runs was unloaded (flushed), never dropped. A fenced server
+		// keeps its log too: its session may expire before it is safe
+		// again, and the master then recovers from these files.
+		if s.run.Load() != runServing || s.fenced.Load() {
+			return false
+		}
 		for id, maxSeq := range f.MaxSeq {
 			if s.mu.loading[id] || s.mu.pinned[id] {
 				return false
