@@ -137,12 +137,16 @@ func Start(tb TB, opts Options) *Cluster {
 			opts.Logger = slog.New(slog.DiscardHandler)
 		}
 	}
-	c := &Cluster{tb: tb, opts: opts, log: opts.Logger}
-	tb.Cleanup(c.Close)
+	// The directory first: cleanups run last-registered first, so the
+	// cluster stops before its files are removed (the other way round,
+	// RemoveAll raced with chunkservers still writing and failed with
+	// "directory not empty").
 	dir := opts.Dir
 	if dir == "" {
 		dir = tb.TempDir()
 	}
+	c := &Cluster{tb: tb, opts: opts, log: opts.Logger}
+	tb.Cleanup(c.Close)
 	lopts := locktest.FastOptions()
 	lopts.Logger = opts.Logger
 	lc, err := locktest.Start(1, dir+"/lock", lopts)
