@@ -127,6 +127,22 @@ func TestFencing_JeopardyStopsServingUntilSafe(t *testing.T) {
 	})
 }
 
+// loseSession cuts ts off the lock service and waits until its session is
+// lost and its tablets are closed.
+func (e *env) loseSession(ts *tserver, part *locktest.Partition) {
+	e.t.Helper()
+	part.Cut()
+	select {
+	case <-ts.lock.Lost():
+	case <-e.ctx.Done():
+		e.t.Fatal("session never lost")
+	}
+	e.eventually("tablets closed after the loss", func() bool {
+		st, err := ts.cl.ServerStatus(e.ctx, &tabletpb.ServerStatusRequest{})
+		return err == nil && !st.Serving && len(st.Tablets) == 0
+	})
+}
+
 func TestFencing_SessionLostStopsServer(t *testing.T) {
 	e := newEnv(t)
 	part := locktest.NewPartition()
@@ -135,16 +151,7 @@ func TestFencing_SessionLostStopsServer(t *testing.T) {
 	if err := ts.mutate(e.ctx, "r", set("cf", "q", 1, "v")); err != nil {
 		t.Fatal(err)
 	}
-	part.Cut()
-	select {
-	case <-ts.lock.Lost():
-	case <-e.ctx.Done():
-		t.Fatal("session never lost")
-	}
-	e.eventually("tablets closed after the loss", func() bool {
-		st, err := ts.cl.ServerStatus(e.ctx, &tabletpb.ServerStatusRequest{})
-		return err == nil && !st.Serving && len(st.Tablets) == 0
-	})
+	e.loseSession(ts, part)
 	part.Heal()
 	if err := ts.mutate(e.ctx, "r", set("cf", "q", 2, "v")); !errors.Is(err, serr.ErrNotServing) {
 		t.Fatalf("write after session loss = %v, want ErrNotServing", err)
@@ -206,16 +213,7 @@ func TestFencing_SessionLostKeepsCommitLog(t *testing.T) {
 	if got := countLogged(); got < n {
 		t.Fatalf("before the loss the log holds %d entries of the tablet, want at least %d", got, n)
 	}
-	part.Cut()
-	select {
-	case <-ts.lock.Lost():
-	case <-e.ctx.Done():
-		t.Fatal("session never lost")
-	}
-	e.eventually("tablets closed after the loss", func() bool {
-		st, err := ts.cl.ServerStatus(e.ctx, &tabletpb.ServerStatusRequest{})
-		return err == nil && !st.Serving && len(st.Tablets) == 0
-	})
+	e.loseSession(ts, part)
 	// The releaser runs every 100 ms here; give it several rounds.
 	time.Sleep(time.Second)
 	if got := countLogged(); got < n {
