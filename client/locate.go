@@ -138,9 +138,6 @@ func (lc *locCache) size(table uint64) int {
 // METADATA mid-split).
 var errRetryLocate = errors.New("cellar/client: location not available yet")
 
-// locate returns the tablet of table holding row (row "": the first
-// tablet), from the cache or METADATA, retrying transient failures with
-// backoff until ctx ends.
 // maxQuickRelocations bounds how many times in a row one call retries at
 // once, without a backoff, after NOT_SERVING (see relocated): enough for a
 // tablet that moved, split or merged, not a busy loop between servers that
@@ -160,6 +157,9 @@ func (c *Client) relocated(ctx context.Context, refused *tabletLoc, row []byte) 
 	return err == nil && l.addr != refused.addr
 }
 
+// locate returns the tablet of table holding row (row "": the first
+// tablet), from the cache or METADATA, retrying transient failures with
+// backoff until ctx ends.
 func (c *Client) locate(ctx context.Context, table uint64, row []byte) (*tabletLoc, error) {
 	b := c.newBackoff()
 	for {
